@@ -1,0 +1,1 @@
+//! Benchmark support (tree generator); the benchmarks live in `benches/benches/`.

@@ -1,0 +1,1 @@
+//! Filesystem storage with Kopia sharding (to be written).

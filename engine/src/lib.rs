@@ -1,0 +1,18 @@
+//! # arkiv-engine: the repository engine
+//!
+//! Layer: middle (mover → engine → format). Owns all I/O: blob storage backends, the content
+//! and index managers, objects, manifests, snapshots and restore. CPU-heavy work (hashing,
+//! compression, encryption) runs on rayon; storage I/O runs on tokio.
+//!
+//! Invariants:
+//! * A reader never trusts bytes it has not verified: every content read is decrypted
+//!   (authenticated) and its hash re-checked after decompression.
+//! * Errors carry an [`ErrorKind`] so callers decide on retries and exit codes without
+//!   looking at message text.
+//! * Time comes from [`clock::Clock`], never from `SystemTime::now` directly.
+
+pub mod blob;
+pub mod clock;
+pub mod error;
+
+pub use error::{Error, ErrorKind, Result};
