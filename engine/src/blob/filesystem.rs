@@ -1,1 +1,527 @@
-//! Filesystem storage with Kopia sharding (to be written).
+//! Filesystem (and NFS) blob storage with Kopia's on-disk layout (FORMAT.md §1.1).
+//!
+//! Layout facts (kopia `repo/blob/sharded/`, `repo/blob/filesystem/` at v0.23.1):
+//! * The root holds `.shards`, JSON `{"default":[1,3],"maxNonShardedLength":20}` for
+//!   repositories created by current kopia (`overrides` optional: first prefix match wins).
+//! * A missing `.shards` in an existing repository means the legacy layout: shards `[3,3]`
+//!   with `maxNonShardedLength` 20. Kopia then writes the file; we never write on open, so a
+//!   read-only share stays untouched.
+//! * A blob ID no longer than `maxNonShardedLength` lives at the root; otherwise, for each
+//!   shard length `k` while the remaining ID is longer than `k`, the first `k` characters
+//!   become a directory. The file name is the remainder plus `.f`.
+//! * Only files ending in `.f` are blobs; anything else (temp files, `.shards`) is ignored.
+//!
+//! Writes go to `<path>.tmp.<16 hex>` (mode 0600, directories 0700 like kopia), are fsync'd,
+//! renamed over the final name, and the directory is fsync'd, so a crash never exposes a
+//! partial blob. This is also what keeps NFS readers safe: rename is atomic on NFS.
+
+use std::io::{Read, Seek, SeekFrom, Write};
+use std::ops::Range;
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+use std::path::{Path, PathBuf};
+
+use arkiv_format::ids::BlobId;
+use async_trait::async_trait;
+use bytes::Bytes;
+use chrono::{DateTime, Utc};
+
+use super::{BlobMetadata, BlobStorage};
+use crate::error::io_kind;
+use crate::{Error, ErrorKind, Result};
+
+/// Name of the sharding parameters file at the repository root.
+pub const SHARDS_FILE: &str = ".shards";
+/// Suffix of complete blob files.
+pub const BLOB_SUFFIX: &str = ".f";
+const FILE_MODE: u32 = 0o600;
+const DIR_MODE: u32 = 0o700;
+
+/// Sharding parameters (`.shards`).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct ShardParameters {
+    /// Directory-name lengths applied in order.
+    #[serde(rename = "default")]
+    pub default_shards: Vec<usize>,
+    /// Blob IDs up to this length are never sharded.
+    #[serde(rename = "maxNonShardedLength")]
+    pub max_non_sharded_length: usize,
+    /// Per-prefix shard overrides; the first matching prefix wins.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub overrides: Vec<ShardOverride>,
+}
+
+/// One prefix override in `.shards`.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct ShardOverride {
+    /// Blob ID prefix.
+    pub prefix: String,
+    /// Shard lengths for IDs with that prefix.
+    pub shards: Vec<usize>,
+}
+
+impl ShardParameters {
+    /// What current kopia writes for new repositories: `[1,3]`, 20.
+    pub fn kopia_default() -> Self {
+        ShardParameters {
+            default_shards: vec![1, 3],
+            max_non_sharded_length: 20,
+            overrides: Vec::new(),
+        }
+    }
+
+    /// Assumed when `.shards` is missing (repositories made by old kopia versions).
+    pub fn legacy() -> Self {
+        ShardParameters {
+            default_shards: vec![3, 3],
+            max_non_sharded_length: 20,
+            overrides: Vec::new(),
+        }
+    }
+
+    fn shards_for(&self, id: &str) -> &[usize] {
+        self.overrides
+            .iter()
+            .find(|o| id.starts_with(&o.prefix))
+            .map_or(&self.default_shards, |o| &o.shards)
+    }
+
+    /// Relative directory components and file name of a blob.
+    pub fn relative_path(&self, id: &str) -> PathBuf {
+        let mut path = PathBuf::new();
+        let mut rest = id;
+        if id.len() > self.max_non_sharded_length {
+            for &k in self.shards_for(id) {
+                if rest.len() <= k {
+                    break;
+                }
+                // Blob IDs are validated ASCII, so byte indexing is on char boundaries.
+                let (dir, tail) = rest.split_at(k);
+                path.push(dir);
+                rest = tail;
+            }
+        }
+        path.push(format!("{rest}{BLOB_SUFFIX}"));
+        path
+    }
+
+    /// The `.shards` file contents as kopia writes them (`json.Encoder`: compact + newline).
+    pub fn to_file_bytes(&self) -> Vec<u8> {
+        let mut v = serde_json::to_vec(self).unwrap_or_default();
+        v.push(b'\n');
+        v
+    }
+}
+
+/// Blob storage in a local or NFS-mounted directory.
+#[derive(Debug, Clone)]
+pub struct FilesystemStorage {
+    root: PathBuf,
+    params: ShardParameters,
+}
+
+impl FilesystemStorage {
+    /// Opens an existing directory. Reads `.shards` (legacy `[3,3]` if absent); writes nothing.
+    pub fn open(root: impl Into<PathBuf>) -> Result<Self> {
+        let root = root.into();
+        let meta = std::fs::metadata(&root).map_err(|e| storage_err(&root, "open", "", &e))?;
+        if !meta.is_dir() {
+            return Err(Error::Storage {
+                storage: describe(&root),
+                op: "open",
+                target: String::new(),
+                kind: ErrorKind::Config,
+                message: "not a directory".into(),
+            });
+        }
+        let params = match std::fs::read(root.join(SHARDS_FILE)) {
+            Ok(bytes) => serde_json::from_slice(&bytes).map_err(|e| Error::Storage {
+                storage: describe(&root),
+                op: "open",
+                target: SHARDS_FILE.into(),
+                kind: ErrorKind::Corrupt,
+                message: format!("invalid sharding parameters: {e}"),
+            })?,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => ShardParameters::legacy(),
+            Err(e) => return Err(storage_err(&root, "open", SHARDS_FILE, &e)),
+        };
+        Ok(FilesystemStorage { root, params })
+    }
+
+    /// Creates the directory (and parents) if missing and writes `.shards` with kopia's
+    /// current defaults unless one exists already.
+    pub fn create(root: impl Into<PathBuf>) -> Result<Self> {
+        let root = root.into();
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(DIR_MODE)
+            .create(&root)
+            .map_err(|e| storage_err(&root, "create", "", &e))?;
+        let shards = root.join(SHARDS_FILE);
+        if !shards.exists() {
+            let params = ShardParameters::kopia_default();
+            write_atomic(&root, &shards, &params.to_file_bytes())
+                .map_err(|e| storage_err(&root, "create", SHARDS_FILE, &e))?;
+        }
+        Self::open(root)
+    }
+
+    /// The root directory.
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// The sharding parameters in use.
+    pub fn shard_parameters(&self) -> &ShardParameters {
+        &self.params
+    }
+
+    /// Absolute path of a blob's file.
+    pub fn blob_path(&self, id: &BlobId) -> Result<PathBuf> {
+        validate_blob_id(id).map_err(|m| Error::Storage {
+            storage: self.describe(),
+            op: "path",
+            target: id.to_string(),
+            kind: ErrorKind::Config,
+            message: m,
+        })?;
+        Ok(self.root.join(self.params.relative_path(id.as_str())))
+    }
+
+    /// Sets a blob's modification time (used by tests that simulate time).
+    pub fn set_timestamp(&self, id: &BlobId, t: DateTime<Utc>) -> Result<()> {
+        let path = self.blob_path(id)?;
+        let f = std::fs::File::options()
+            .write(true)
+            .open(&path)
+            .map_err(|e| self.err("touch", id.as_str(), &e))?;
+        f.set_modified(t.into())
+            .map_err(|e| self.err("touch", id.as_str(), &e))
+    }
+
+    fn err(&self, op: &'static str, target: &str, e: &std::io::Error) -> Error {
+        storage_err(&self.root, op, target, e)
+    }
+}
+
+fn describe(root: &Path) -> String {
+    format!("filesystem://{}", root.display())
+}
+
+fn storage_err(root: &Path, op: &'static str, target: &str, e: &std::io::Error) -> Error {
+    Error::Storage {
+        storage: describe(root),
+        op,
+        target: target.to_owned(),
+        kind: io_kind(e),
+        message: e.to_string(),
+    }
+}
+
+/// Blob IDs are kopia names: printable ASCII without path separators.
+fn validate_blob_id(id: &BlobId) -> std::result::Result<(), String> {
+    let s = id.as_str();
+    if s.is_empty() {
+        return Err("empty blob ID".into());
+    }
+    if s.starts_with('.') {
+        return Err("blob ID must not start with '.'".into());
+    }
+    if !s
+        .bytes()
+        .all(|b| b.is_ascii_graphic() && b != b'/' && b != b'\\')
+    {
+        return Err("blob ID must be printable ASCII without path separators".into());
+    }
+    Ok(())
+}
+
+fn to_utc(t: std::io::Result<std::time::SystemTime>) -> DateTime<Utc> {
+    t.map(DateTime::<Utc>::from).unwrap_or_default()
+}
+
+fn random_suffix() -> String {
+    let r: [u8; 8] = rand::random();
+    hex::encode(r)
+}
+
+/// Writes `data` to `path` atomically: temp file in the same directory, fsync, rename,
+/// fsync of the directory. Creates missing parent directories (mode 0700).
+fn write_atomic(root: &Path, path: &Path, data: &[u8]) -> std::io::Result<()> {
+    let dir = path.parent().unwrap_or(root);
+    let file_name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let tmp = dir.join(format!("{file_name}.tmp.{}", random_suffix()));
+    let open = |p: &Path| {
+        std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(FILE_MODE)
+            .open(p)
+    };
+    let mut f = match open(&tmp) {
+        Ok(f) => f,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            std::fs::DirBuilder::new()
+                .recursive(true)
+                .mode(DIR_MODE)
+                .create(dir)?;
+            open(&tmp)?
+        }
+        Err(e) => return Err(e),
+    };
+    let result = (|| {
+        f.write_all(data)?;
+        f.sync_all()?;
+        drop(f);
+        std::fs::rename(&tmp, path)?;
+        std::fs::File::open(dir)?.sync_all()
+    })();
+    if result.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    result
+}
+
+fn read_range(path: &Path, range: Option<Range<u64>>) -> std::io::Result<Vec<u8>> {
+    match range {
+        None => std::fs::read(path),
+        Some(r) => {
+            let len = r.end.checked_sub(r.start).ok_or_else(|| {
+                std::io::Error::new(std::io::ErrorKind::InvalidInput, "range end before start")
+            })?;
+            let mut f = std::fs::File::open(path)?;
+            let size = f.metadata()?.len();
+            if r.end > size {
+                return Err(std::io::Error::new(
+                    std::io::ErrorKind::UnexpectedEof,
+                    format!(
+                        "truncated blob: range {}..{} requested but the blob has {size} bytes",
+                        r.start, r.end
+                    ),
+                ));
+            }
+            f.seek(SeekFrom::Start(r.start))?;
+            let mut buf = vec![0u8; usize::try_from(len).unwrap_or(usize::MAX)];
+            f.read_exact(&mut buf)?;
+            Ok(buf)
+        }
+    }
+}
+
+fn list_dir(
+    params: &ShardParameters,
+    dir: &Path,
+    current: &str,
+    prefix: &str,
+    out: &mut Vec<BlobMetadata>,
+) -> std::io::Result<()> {
+    let entries = match std::fs::read_dir(dir) {
+        Ok(e) => e,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound && !current.is_empty() => {
+            return Ok(()); // shard directory removed while listing
+        }
+        Err(e) => return Err(e),
+    };
+    for entry in entries {
+        let entry = entry?;
+        let name = entry.file_name();
+        let Some(name) = name.to_str() else { continue };
+        let ft = match entry.file_type() {
+            Ok(ft) => ft,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+            Err(e) => return Err(e),
+        };
+        let full = format!("{current}{name}");
+        if ft.is_dir() {
+            let matches = if prefix.len() > full.len() {
+                prefix.starts_with(&full)
+            } else {
+                full.starts_with(prefix)
+            };
+            if matches {
+                list_dir(params, &entry.path(), &full, prefix, out)?;
+            }
+            continue;
+        }
+        let Some(id) = full.strip_suffix(BLOB_SUFFIX) else {
+            continue;
+        };
+        if !id.starts_with(prefix) || name.starts_with('.') {
+            continue;
+        }
+        let meta = match entry.metadata() {
+            Ok(m) => m,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+            Err(e) => return Err(e),
+        };
+        out.push(BlobMetadata {
+            id: BlobId::new(id),
+            length: meta.len(),
+            timestamp: to_utc(meta.modified()),
+        });
+    }
+    Ok(())
+}
+
+async fn blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T> + Send + 'static) -> Result<T> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| Error::Cancelled(format!("blocking task failed: {e}")))?
+}
+
+#[async_trait]
+impl BlobStorage for FilesystemStorage {
+    async fn get(&self, id: &BlobId, range: Option<Range<u64>>) -> Result<Bytes> {
+        let path = self.blob_path(id)?;
+        let this = self.clone();
+        let id = id.clone();
+        blocking(move || match read_range(&path, range) {
+            Ok(v) => Ok(Bytes::from(v)),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Err(Error::BlobNotFound {
+                storage: this.describe(),
+                id,
+            }),
+            Err(e) => Err(this.err("get", id.as_str(), &e)),
+        })
+        .await
+    }
+
+    async fn get_metadata(&self, id: &BlobId) -> Result<BlobMetadata> {
+        let path = self.blob_path(id)?;
+        let this = self.clone();
+        let id = id.clone();
+        blocking(move || match std::fs::metadata(&path) {
+            Ok(m) if m.is_file() => Ok(BlobMetadata {
+                id,
+                length: m.len(),
+                timestamp: to_utc(m.modified()),
+            }),
+            Ok(_) => Err(Error::BlobNotFound {
+                storage: this.describe(),
+                id,
+            }),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Err(Error::BlobNotFound {
+                storage: this.describe(),
+                id,
+            }),
+            Err(e) => Err(this.err("stat", id.as_str(), &e)),
+        })
+        .await
+    }
+
+    async fn put(&self, id: &BlobId, data: Bytes) -> Result<()> {
+        let path = self.blob_path(id)?;
+        let this = self.clone();
+        let id = id.clone();
+        blocking(move || {
+            write_atomic(&this.root, &path, &data).map_err(|e| this.err("put", id.as_str(), &e))
+        })
+        .await
+    }
+
+    async fn delete(&self, id: &BlobId) -> Result<()> {
+        let path = self.blob_path(id)?;
+        let this = self.clone();
+        let id = id.clone();
+        blocking(move || match std::fs::remove_file(&path) {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(this.err("delete", id.as_str(), &e)),
+        })
+        .await
+    }
+
+    async fn list(&self, prefix: &str) -> Result<Vec<BlobMetadata>> {
+        let this = self.clone();
+        let prefix = prefix.to_owned();
+        blocking(move || {
+            let mut out = Vec::new();
+            list_dir(&this.params, &this.root, "", &prefix, &mut out)
+                .map_err(|e| this.err("list", &prefix, &e))?;
+            out.sort_by(|a, b| a.id.cmp(&b.id));
+            Ok(out)
+        })
+        .await
+    }
+
+    fn describe(&self) -> String {
+        describe(&self.root)
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::indexing_slicing)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sharding_matches_kopia() {
+        let p = ShardParameters::kopia_default();
+        let id = "p0123abcdef0123456789abcdef012345-s0123456789abcdef142";
+        assert_eq!(
+            p.relative_path(id),
+            PathBuf::from("p/012/3abcdef0123456789abcdef012345-s0123456789abcdef142.f")
+        );
+        assert_eq!(
+            p.relative_path("kopia.repository"),
+            PathBuf::from("kopia.repository.f")
+        );
+        let legacy = ShardParameters::legacy();
+        assert_eq!(
+            legacy.relative_path("n0123456789abcdef0123456789abcdef"),
+            PathBuf::from("n01/234/56789abcdef0123456789abcdef.f")
+        );
+        assert_eq!(
+            String::from_utf8(p.to_file_bytes()).unwrap(),
+            "{\"default\":[1,3],\"maxNonShardedLength\":20}\n"
+        );
+    }
+
+    #[test]
+    fn fixture_shards_file_parses() {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/kopia/fixtures/repo-a");
+        let bytes = std::fs::read(root.join(SHARDS_FILE)).unwrap();
+        let p: ShardParameters = serde_json::from_slice(&bytes).unwrap();
+        assert_eq!(p, ShardParameters::kopia_default());
+        assert_eq!(p.to_file_bytes(), bytes);
+    }
+
+    #[tokio::test]
+    async fn roundtrip_and_listing() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = FilesystemStorage::create(dir.path().join("repo")).unwrap();
+        let ids = [
+            "p0123456789abcdef0123456789abcdef-s0123456789abcdef142",
+            "q0123456789abcdef0123456789abcdef-s0123456789abcdef142",
+            "xn0_5afa384d109a8c693f821e95fb361402-s0123456789abcdef142-c1",
+            "kopia.repository",
+        ];
+        for (i, id) in ids.iter().enumerate() {
+            s.put(&BlobId::from(*id), Bytes::from(vec![i as u8; 10 + i]))
+                .await
+                .unwrap();
+        }
+        let all = s.list("").await.unwrap();
+        let mut want: Vec<&str> = ids.to_vec();
+        want.sort();
+        assert_eq!(all.iter().map(|m| m.id.as_str()).collect::<Vec<_>>(), want);
+        let xn = s.list("xn0_").await.unwrap();
+        assert_eq!(xn.len(), 1);
+        assert_eq!(xn[0].length, 12);
+        let got = s.get(&BlobId::from(ids[1]), Some(2..5)).await.unwrap();
+        assert_eq!(&got[..], &[1, 1, 1]);
+        let err = s
+            .get(&BlobId::from(ids[1]), Some(5..100))
+            .await
+            .unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::Corrupt, "{err}");
+        let missing = s.get(&BlobId::from("pdeadbeef"), None).await.unwrap_err();
+        assert_eq!(missing.kind(), ErrorKind::NotFound);
+        s.delete(&BlobId::from(ids[0])).await.unwrap();
+        s.delete(&BlobId::from(ids[0])).await.unwrap();
+        assert_eq!(s.list("p").await.unwrap().len(), 0);
+        assert!(s.blob_path(&BlobId::from("../etc")).is_err());
+    }
+}
