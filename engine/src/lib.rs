@@ -13,6 +13,12 @@
 
 pub mod blob;
 pub mod clock;
+pub mod content;
+pub mod cpu;
 pub mod error;
+pub mod repo;
+pub mod snapshot;
+pub mod verify;
 
 pub use error::{Error, ErrorKind, Result};
+pub use repo::{OpenOptions, Repository};

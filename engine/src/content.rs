@@ -1,0 +1,388 @@
+//! Contents: the live index set and verified content reads.
+//!
+//! The index set is the merge of every live index blob (FORMAT.md §9): for epoch repositories
+//! the complete index set of the latest epoch state, for format-version-1 repositories the
+//! legacy `n` blobs minus the inputs of valid compaction logs. Index blobs are kept as raw
+//! decrypted bytes and searched in place, so millions of entries cost their bytes only.
+//!
+//! Reading a content: look up the winning entry (§8.4), fetch its byte range from the pack,
+//! decrypt (authenticated), decompress as the entry says, and check that the plaintext
+//! hashes to the content ID. Any failure names the content and the pack.
+
+use std::cmp::Ordering;
+use std::collections::BinaryHeap;
+use std::sync::Arc;
+
+use arkiv_format::compression;
+use arkiv_format::encryption::{self, ContentCipher};
+use arkiv_format::hashing::Hasher;
+use arkiv_format::ids::{BlobId, ContentId};
+use arkiv_format::index::{self, IndexReader, Info};
+use arkiv_format::indexblob::epoch::{BlobListing, EpochState};
+use arkiv_format::indexblob::v0;
+use futures::{StreamExt, TryStreamExt};
+
+use crate::blob::{BlobMetadata, BlobStorage};
+use crate::{Error, ErrorKind, Result, cpu};
+
+/// How many index blobs are fetched at once while loading.
+const INDEX_LOAD_PARALLELISM: usize = 8;
+
+/// One loaded index blob.
+#[derive(Debug)]
+pub struct LoadedIndex {
+    /// The blob it came from.
+    pub blob_id: BlobId,
+    /// Its decrypted bytes, searched in place.
+    pub reader: IndexReader<Vec<u8>>,
+}
+
+/// The merged view of every live index blob.
+#[derive(Debug, Default)]
+pub struct IndexSet {
+    indexes: Vec<LoadedIndex>,
+    /// Deleted entries with a timestamp at or before this (unix seconds) are invisible.
+    deletion_watermark: Option<i64>,
+}
+
+fn to_listing(m: &BlobMetadata) -> BlobListing {
+    BlobListing {
+        id: m.id.clone(),
+        length: m.length,
+        timestamp: m.timestamp,
+    }
+}
+
+impl IndexSet {
+    /// Builds a set from already-loaded indexes (tests, and the writer's own pending indexes).
+    pub fn from_indexes(indexes: Vec<LoadedIndex>, deletion_watermark: Option<i64>) -> Self {
+        IndexSet {
+            indexes,
+            deletion_watermark,
+        }
+    }
+
+    /// Finds and loads the live index blobs of a repository.
+    pub async fn load(
+        storage: &dyn BlobStorage,
+        epoch_enabled: bool,
+        cipher: &ContentCipher,
+    ) -> Result<Self> {
+        let (live, watermark) = if epoch_enabled {
+            let listing: Vec<BlobListing> =
+                storage.list("x").await?.iter().map(to_listing).collect();
+            let state = EpochState::from_listing(&listing);
+            (
+                state.live_index_blobs(),
+                state.deletion_watermark.map(|t| t.timestamp()),
+            )
+        } else {
+            let n: Vec<BlobListing> = storage
+                .list("n")
+                .await?
+                .iter()
+                .filter(|m| !m.id.as_str().contains("repository_unreadable"))
+                .map(to_listing)
+                .collect();
+            let mut logs = Vec::new();
+            for m in storage.list("m").await? {
+                let data = storage.get(&m.id, None).await?;
+                let plain = encryption::decrypt_blob(cipher, m.id.as_str(), &data)
+                    .map_err(|e| Error::format(format!("compaction log {}", m.id), e))?;
+                logs.push(
+                    v0::CompactionLog::parse(&plain)
+                        .map_err(|e| Error::format(format!("compaction log {}", m.id), e))?,
+                );
+            }
+            (v0::active_index_blobs(&n, &logs), None)
+        };
+        let indexes = futures::stream::iter(live)
+            .map(|id| load_index_blob(storage, cipher, id))
+            .buffered(INDEX_LOAD_PARALLELISM)
+            .try_collect::<Vec<_>>()
+            .await?;
+        Ok(IndexSet {
+            indexes,
+            deletion_watermark: watermark,
+        })
+    }
+
+    /// Number of index blobs in the set.
+    pub fn blob_count(&self) -> usize {
+        self.indexes.len()
+    }
+
+    /// The loaded indexes.
+    pub fn indexes(&self) -> &[LoadedIndex] {
+        &self.indexes
+    }
+
+    /// The deletion watermark in unix seconds, if any.
+    pub fn deletion_watermark(&self) -> Option<i64> {
+        self.deletion_watermark
+    }
+
+    fn hidden_by_watermark(&self, info: &Info) -> bool {
+        info.deleted
+            && self
+                .deletion_watermark
+                .is_some_and(|w| info.timestamp_seconds <= w)
+    }
+
+    /// The winning entry for a content, deleted or not (a deleted winner hidden by the
+    /// deletion watermark counts as absent).
+    pub fn lookup(&self, id: &ContentId) -> Result<Option<Info>> {
+        let mut best: Option<Info> = None;
+        for idx in &self.indexes {
+            let found = idx
+                .reader
+                .get(id)
+                .map_err(|e| Error::format(format!("index blob {}", idx.blob_id), e))?;
+            if let Some(info) = found {
+                best = match best {
+                    Some(b) if !index::entry_wins(&info, &b) => Some(b),
+                    _ => Some(info),
+                };
+            }
+        }
+        Ok(best.filter(|i| !self.hidden_by_watermark(i)))
+    }
+
+    /// Iterates winning entries in content-ID order, merging all indexes without holding
+    /// them in memory. Deleted winners are skipped unless `include_deleted`.
+    pub fn iter(&self, include_deleted: bool) -> MergedIter<'_> {
+        let mut iters: Vec<Box<dyn Iterator<Item = arkiv_format::Result<Info>> + '_>> =
+            Vec::with_capacity(self.indexes.len());
+        let mut heap = BinaryHeap::new();
+        let mut error = None;
+        for (i, idx) in self.indexes.iter().enumerate() {
+            let mut it: Box<dyn Iterator<Item = arkiv_format::Result<Info>> + '_> =
+                Box::new(idx.reader.iter());
+            match it.next() {
+                Some(Ok(info)) => heap.push(HeapItem { info, source: i }),
+                Some(Err(e)) => {
+                    error.get_or_insert(Error::format(format!("index blob {}", idx.blob_id), e));
+                }
+                None => {}
+            }
+            iters.push(it);
+        }
+        MergedIter {
+            set: self,
+            iters,
+            heap,
+            include_deleted,
+            error,
+        }
+    }
+}
+
+async fn load_index_blob(
+    storage: &dyn BlobStorage,
+    cipher: &ContentCipher,
+    id: BlobId,
+) -> Result<LoadedIndex> {
+    let data = storage.get(&id, None).await?;
+    let cipher = cipher.clone();
+    cpu::run(move || {
+        let plain = encryption::decrypt_blob(&cipher, id.as_str(), &data)
+            .map_err(|e| Error::format(format!("index blob {id}"), e))?;
+        let reader = IndexReader::parse(plain)
+            .map_err(|e| Error::format(format!("index blob {id}"), e))?;
+        Ok(LoadedIndex { blob_id: id, reader })
+    })
+    .await
+}
+
+struct HeapItem {
+    info: Info,
+    source: usize,
+}
+
+impl PartialEq for HeapItem {
+    fn eq(&self, other: &Self) -> bool {
+        self.cmp(other) == Ordering::Equal
+    }
+}
+impl Eq for HeapItem {}
+impl PartialOrd for HeapItem {
+    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
+        Some(self.cmp(other))
+    }
+}
+impl Ord for HeapItem {
+    // BinaryHeap is a max-heap: reverse so the smallest content ID pops first.
+    fn cmp(&self, other: &Self) -> Ordering {
+        other
+            .info
+            .content_id
+            .cmp(&self.info.content_id)
+            .then_with(|| other.source.cmp(&self.source))
+    }
+}
+
+/// Iterator over winning index entries in content-ID order.
+pub struct MergedIter<'a> {
+    set: &'a IndexSet,
+    iters: Vec<Box<dyn Iterator<Item = arkiv_format::Result<Info>> + 'a>>,
+    heap: BinaryHeap<HeapItem>,
+    include_deleted: bool,
+    error: Option<Error>,
+}
+
+impl MergedIter<'_> {
+    fn advance(&mut self, source: usize) {
+        if let Some(it) = self.iters.get_mut(source) {
+            match it.next() {
+                Some(Ok(info)) => self.heap.push(HeapItem { info, source }),
+                Some(Err(e)) => {
+                    let blob = self
+                        .set
+                        .indexes
+                        .get(source)
+                        .map(|i| i.blob_id.to_string())
+                        .unwrap_or_default();
+                    self.error
+                        .get_or_insert(Error::format(format!("index blob {blob}"), e));
+                }
+                None => {}
+            }
+        }
+    }
+}
+
+impl Iterator for MergedIter<'_> {
+    type Item = Result<Info>;
+
+    fn next(&mut self) -> Option<Result<Info>> {
+        loop {
+            if let Some(e) = self.error.take() {
+                self.heap.clear();
+                return Some(Err(e));
+            }
+            let first = self.heap.pop()?;
+            let id = first.info.content_id;
+            self.advance(first.source);
+            let mut best = first.info;
+            while self
+                .heap
+                .peek()
+                .is_some_and(|top| top.info.content_id == id)
+            {
+                let Some(item) = self.heap.pop() else { break };
+                self.advance(item.source);
+                if index::entry_wins(&item.info, &best) {
+                    best = item.info;
+                }
+            }
+            if self.set.hidden_by_watermark(&best) {
+                continue;
+            }
+            if best.deleted && !self.include_deleted {
+                continue;
+            }
+            return Some(Ok(best));
+        }
+    }
+}
+
+/// Reads and verifies contents.
+#[derive(Debug, Clone)]
+pub struct ContentReader {
+    storage: Arc<dyn BlobStorage>,
+    hasher: Hasher,
+    cipher: ContentCipher,
+}
+
+/// The largest original length a content may claim (index v2 lengths are < 2^28).
+const MAX_CONTENT_LEN: usize = 1 << 28;
+
+impl ContentReader {
+    /// A reader over `storage` with the repository's hash and cipher.
+    pub fn new(storage: Arc<dyn BlobStorage>, hasher: Hasher, cipher: ContentCipher) -> Self {
+        ContentReader {
+            storage,
+            hasher,
+            cipher,
+        }
+    }
+
+    /// The repository hasher.
+    pub fn hasher(&self) -> &Hasher {
+        &self.hasher
+    }
+
+    /// The content cipher.
+    pub fn cipher(&self) -> &ContentCipher {
+        &self.cipher
+    }
+
+    /// The storage.
+    pub fn storage(&self) -> &Arc<dyn BlobStorage> {
+        &self.storage
+    }
+
+    /// Fetches the encrypted payload of an index entry from its pack.
+    pub async fn fetch_payload(&self, info: &Info) -> Result<bytes::Bytes> {
+        let start = u64::from(info.pack_offset);
+        let end = start + u64::from(info.packed_length);
+        match self.storage.get(&info.pack_blob_id, Some(start..end)).await {
+            Ok(b) => Ok(b),
+            Err(e) if e.kind() == ErrorKind::NotFound => Err(Error::Corrupt(format!(
+                "pack blob {} holding content {} is missing",
+                info.pack_blob_id, info.content_id
+            ))),
+            Err(e) if e.kind() == ErrorKind::Corrupt => Err(Error::Corrupt(format!(
+                "pack blob {} holding content {} is truncated: {e}",
+                info.pack_blob_id, info.content_id
+            ))),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Reads one content described by `info`, verifying MAC and hash.
+    pub async fn read(&self, info: &Info) -> Result<Vec<u8>> {
+        let payload = self.fetch_payload(info).await?;
+        let this = self.clone();
+        let info = info.clone();
+        cpu::run(move || this.decode_payload(&info, &payload)).await
+    }
+
+    /// Decrypts, decompresses and verifies a payload (CPU only; call from rayon).
+    pub fn decode_payload(&self, info: &Info, payload: &[u8]) -> Result<Vec<u8>> {
+        let id = info.content_id;
+        let ctx = || format!("content {id} in pack {}", info.pack_blob_id);
+        if info.encryption_key_id != 0 {
+            return Err(Error::Unsupported(format!(
+                "{}: encryption key ID {}",
+                ctx(),
+                info.encryption_key_id
+            )));
+        }
+        let plain = self
+            .cipher
+            .decrypt(id.iv(), payload)
+            .map_err(|e| Error::format(ctx(), e))?;
+        let data = if info.compression_header_id != 0 {
+            let max = usize::try_from(info.original_length)
+                .unwrap_or(MAX_CONTENT_LEN)
+                .min(MAX_CONTENT_LEN);
+            compression::decompress(&plain, Some(info.compression_header_id), max)
+                .map_err(|e| Error::format(ctx(), e))?
+        } else {
+            plain
+        };
+        let actual = self.hasher.hash(&data);
+        if actual.as_slice() != id.hash() {
+            return Err(Error::format(
+                ctx(),
+                arkiv_format::Error::HashMismatch {
+                    what: format!("content {id}"),
+                    expected: hex::encode(id.hash()),
+                    actual: hex::encode(actual.as_slice()),
+                },
+            ));
+        }
+        Ok(data)
+    }
+}

@@ -1,0 +1,348 @@
+//! An open repository: format, keys, live indexes, and verified reads of contents, objects,
+//! manifests and snapshots.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use arkiv_format::compression;
+use arkiv_format::encryption::ContentCipher;
+use arkiv_format::hashing::Hasher;
+use arkiv_format::ids::{BlobId, ContentId, ManifestId, ObjectId};
+use arkiv_format::index::Info;
+use arkiv_format::indirect::IndirectObject;
+use arkiv_format::manifest::{self, ManifestEntry};
+use arkiv_format::repo_format::{self, OpenedFormat, RepositoryConfig};
+use arkiv_format::snapshot::{DirManifest, SnapshotManifest};
+
+use crate::blob::BlobStorage;
+use crate::clock::{SharedClock, SystemClock};
+use crate::content::{ContentReader, IndexSet};
+use crate::{Error, ErrorKind, Result, cpu};
+
+/// Name of the format blob.
+pub const FORMAT_BLOB_ID: &str = "kopia.repository";
+/// Name of the blob-retention config blob.
+pub const BLOBCFG_BLOB_ID: &str = "kopia.blobcfg";
+/// Largest object-level (`Z`) decompressed chunk we accept (splitter max is 16 MiB).
+const MAX_Z_CHUNK: usize = 64 << 20;
+/// Objects larger than this are not read into memory whole.
+pub const MAX_IN_MEMORY_OBJECT: u64 = 256 << 20;
+
+/// Options for opening a repository.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct OpenOptions {
+    /// Clock used for timestamps and ages.
+    pub clock: SharedClock,
+}
+
+impl Default for OpenOptions {
+    fn default() -> Self {
+        OpenOptions {
+            clock: Arc::new(SystemClock),
+        }
+    }
+}
+
+/// An open repository.
+#[derive(Debug, Clone)]
+pub struct Repository {
+    storage: Arc<dyn BlobStorage>,
+    format: Arc<OpenedFormat>,
+    contents: ContentReader,
+    indexes: Arc<IndexSet>,
+    clock: SharedClock,
+}
+
+/// One chunk of an object, resolved through indirection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Chunk {
+    /// Offset of the chunk in the object.
+    pub start: u64,
+    /// Length of the chunk's data.
+    pub length: u64,
+    /// The chunk's object ID (direct: a content, possibly `Z`).
+    pub object: ObjectId,
+}
+
+/// A snapshot manifest with its manifest ID.
+#[derive(Debug, Clone)]
+pub struct Snapshot {
+    /// The manifest ID (what `snapshot list` prints as ID).
+    pub id: ManifestId,
+    /// The manifest payload.
+    pub manifest: SnapshotManifest,
+    /// The manifest entry's labels.
+    pub labels: BTreeMap<String, String>,
+}
+
+impl Repository {
+    /// Opens the repository stored in `storage` with `password`.
+    ///
+    /// Errors: [`Error::RepositoryNotFound`] when there is no `kopia.repository`,
+    /// [`Error::WrongPassword`], `Unsupported` for ECC, unknown versions or algorithms, and
+    /// `Corrupt` for unreadable format or index blobs.
+    pub async fn open(
+        storage: Arc<dyn BlobStorage>,
+        password: &str,
+        options: OpenOptions,
+    ) -> Result<Repository> {
+        let location = storage.describe();
+        let format_bytes = match storage.get(&BlobId::from(FORMAT_BLOB_ID), None).await {
+            Ok(b) => b,
+            Err(e) if e.kind() == ErrorKind::NotFound => {
+                return Err(Error::RepositoryNotFound {
+                    location,
+                    detail: format!("no {FORMAT_BLOB_ID} blob (not a kopia repository, or not initialised)"),
+                });
+            }
+            Err(e) => return Err(e),
+        };
+        let password = password.to_owned();
+        let loc = location.clone();
+        let format = cpu::run(move || {
+            repo_format::open_format(&format_bytes, &password).map_err(|e| match e {
+                arkiv_format::Error::WrongPassword => Error::WrongPassword { location: loc },
+                e => Error::format(FORMAT_BLOB_ID, e),
+            })
+        })
+        .await?;
+        format
+            .config
+            .validate()
+            .map_err(|e| Error::format(format!("repository at {location}"), e))?;
+        let cfg = &format.config;
+        let hasher = Hasher::new(
+            cfg.hash_algorithm()
+                .map_err(|e| Error::format("repository hash", e))?,
+            &cfg.secret,
+        )
+        .map_err(|e| Error::format("repository hash", e))?;
+        let cipher = ContentCipher::new(
+            cfg.encryption_algorithm()
+                .map_err(|e| Error::format("repository encryption", e))?,
+            &cfg.master_key,
+        )
+        .map_err(|e| Error::format("repository encryption", e))?;
+        let indexes =
+            IndexSet::load(storage.as_ref(), cfg.epoch_parameters.enabled, &cipher).await?;
+        Ok(Repository {
+            contents: ContentReader::new(storage.clone(), hasher, cipher),
+            storage,
+            format: Arc::new(format),
+            indexes: Arc::new(indexes),
+            clock: options.clock,
+        })
+    }
+
+    /// Re-reads the index set (after another writer or maintenance changed it).
+    pub async fn refresh(&mut self) -> Result<()> {
+        let idx = IndexSet::load(
+            self.storage.as_ref(),
+            self.config().epoch_parameters.enabled,
+            self.contents.cipher(),
+        )
+        .await?;
+        self.indexes = Arc::new(idx);
+        Ok(())
+    }
+
+    /// The storage backend.
+    pub fn storage(&self) -> &Arc<dyn BlobStorage> {
+        &self.storage
+    }
+
+    /// The decrypted repository configuration.
+    pub fn config(&self) -> &RepositoryConfig {
+        &self.format.config
+    }
+
+    /// The format blob and derived format key.
+    pub fn format(&self) -> &OpenedFormat {
+        &self.format
+    }
+
+    /// The clock.
+    pub fn clock(&self) -> &SharedClock {
+        &self.clock
+    }
+
+    /// The content reader (hasher, cipher, storage).
+    pub fn content_reader(&self) -> &ContentReader {
+        &self.contents
+    }
+
+    /// The merged index set.
+    pub fn indexes(&self) -> &IndexSet {
+        &self.indexes
+    }
+
+    /// The winning index entry of a content (`None` if absent).
+    pub fn content_info(&self, id: &ContentId) -> Result<Option<Info>> {
+        self.indexes.lookup(id)
+    }
+
+    /// Reads and verifies a content.
+    pub async fn read_content(&self, id: &ContentId) -> Result<Vec<u8>> {
+        let info = self
+            .indexes
+            .lookup(id)?
+            .ok_or(Error::ContentNotFound(*id))?;
+        self.contents.read(&info).await
+    }
+
+    /// Reads the data of a direct object (one content; `Z` decompressed).
+    async fn read_direct(&self, oid: &ObjectId) -> Result<Vec<u8>> {
+        let data = self.read_content(&oid.content_id()).await?;
+        if oid.is_compressed() {
+            let oid = *oid;
+            cpu::run(move || {
+                compression::decompress(&data, None, MAX_Z_CHUNK)
+                    .map_err(|e| Error::format(format!("object {oid}"), e))
+            })
+            .await
+        } else {
+            Ok(data)
+        }
+    }
+
+    /// Resolves an object into its chunks (following every level of indirection).
+    pub async fn object_chunks(&self, oid: &ObjectId) -> Result<Vec<Chunk>> {
+        let Some(list_oid) = oid.index_object() else {
+            // A direct object: one chunk whose length we only learn by reading it; use the
+            // index entry's original length (exact for content-level compression; for `Z`
+            // chunks the reader checks the real length).
+            let len = if oid.is_compressed() {
+                self.read_direct(oid).await?.len() as u64
+            } else {
+                let info = self
+                    .indexes
+                    .lookup(&oid.content_id())?
+                    .ok_or(Error::ContentNotFound(oid.content_id()))?;
+                u64::from(info.original_length)
+            };
+            return Ok(vec![Chunk {
+                start: 0,
+                length: len,
+                object: *oid,
+            }]);
+        };
+        let list_bytes = Box::pin(self.read_object(&list_oid)).await?;
+        let list = IndirectObject::parse(&list_bytes)
+            .map_err(|e| Error::format(format!("indirect object {oid}"), e))?;
+        let mut chunks = Vec::with_capacity(list.entries.len());
+        for e in &list.entries {
+            if e.object.indirection() > 0 {
+                // Nested indirect entries (concatenated objects) expand in place.
+                let inner = Box::pin(self.object_chunks(&e.object)).await?;
+                let inner_len: u64 = inner.iter().map(|c| c.length).sum();
+                if inner_len != e.length {
+                    return Err(Error::Corrupt(format!(
+                        "object {oid}: entry {} claims {} bytes but holds {inner_len}",
+                        e.object, e.length
+                    )));
+                }
+                chunks.extend(inner.into_iter().map(|c| Chunk {
+                    start: c.start + e.start,
+                    ..c
+                }));
+            } else {
+                chunks.push(Chunk {
+                    start: e.start,
+                    length: e.length,
+                    object: e.object,
+                });
+            }
+        }
+        Ok(chunks)
+    }
+
+    /// Reads one chunk and checks its length.
+    pub async fn read_chunk(&self, chunk: &Chunk) -> Result<Vec<u8>> {
+        let data = self.read_direct(&chunk.object).await?;
+        if data.len() as u64 != chunk.length {
+            return Err(Error::Corrupt(format!(
+                "chunk {} has {} bytes, its object list says {}",
+                chunk.object,
+                data.len(),
+                chunk.length
+            )));
+        }
+        Ok(data)
+    }
+
+    /// Reads a whole object into memory (directory listings, chunk lists, small files).
+    pub async fn read_object(&self, oid: &ObjectId) -> Result<Vec<u8>> {
+        if oid.indirection() == 0 {
+            return self.read_direct(oid).await;
+        }
+        let chunks = self.object_chunks(oid).await?;
+        let total: u64 = chunks.iter().map(|c| c.length).sum();
+        if total > MAX_IN_MEMORY_OBJECT {
+            return Err(Error::Unsupported(format!(
+                "object {oid} is {total} bytes, too large to read into memory"
+            )));
+        }
+        let mut out = Vec::with_capacity(usize::try_from(total).unwrap_or(0));
+        for c in &chunks {
+            out.extend_from_slice(&self.read_chunk(c).await?);
+        }
+        Ok(out)
+    }
+
+    /// Reads and decodes a directory listing.
+    pub async fn read_dir(&self, oid: &ObjectId) -> Result<DirManifest> {
+        let bytes = self.read_object(oid).await?;
+        DirManifest::parse(&bytes).map_err(|e| Error::format(format!("directory {oid}"), e))
+    }
+
+    /// Loads every live manifest (merged by ID, tombstones applied).
+    pub async fn manifests(&self) -> Result<BTreeMap<ManifestId, ManifestEntry>> {
+        let infos: Vec<Info> = self
+            .indexes
+            .iter(false)
+            .filter(|r| {
+                r.as_ref()
+                    .map_or(true, |i| i.content_id.prefix() == Some(b'm'))
+            })
+            .collect::<Result<_>>()?;
+        let mut all = Vec::new();
+        for info in &infos {
+            let plain = self.contents.read(info).await?;
+            let entries = manifest::decode_manifest_content(&plain)
+                .map_err(|e| Error::format(format!("manifest content {}", info.content_id), e))?;
+            all.extend(entries);
+        }
+        Ok(manifest::merge_entries(all))
+    }
+
+    /// Every snapshot manifest, sorted by start time then ID.
+    pub async fn snapshots(&self) -> Result<Vec<Snapshot>> {
+        let manifests = self.manifests().await?;
+        let mut out = Vec::new();
+        for (id, entry) in manifests {
+            let labels = entry.labels.clone().unwrap_or_default();
+            if labels.get("type").map(String::as_str) != Some("snapshot") {
+                continue;
+            }
+            let Some(data) = entry.data.as_ref() else {
+                continue;
+            };
+            let mut manifest = SnapshotManifest::parse(data.get().as_bytes())
+                .map_err(|e| Error::format(format!("snapshot manifest {id}"), e))?;
+            manifest.id = id.to_string();
+            out.push(Snapshot {
+                id,
+                manifest,
+                labels,
+            });
+        }
+        out.sort_by(|a, b| {
+            a.manifest
+                .start_time
+                .cmp(&b.manifest.start_time)
+                .then_with(|| a.id.cmp(&b.id))
+        });
+        Ok(out)
+    }
+}

@@ -1,0 +1,4 @@
+//! Snapshots: tree navigation and restore (upload comes with the write path).
+
+pub mod restore;
+pub mod tree;

@@ -1,0 +1,211 @@
+//! Repository verification: index ↔ packs, every snapshot tree, and a share of file data.
+//!
+//! Problems are collected (not fatal) so one run reports all of them; the caller decides
+//! the exit code from the count.
+
+use std::collections::{HashMap, HashSet};
+
+use arkiv_format::ids::{BlobId, ContentId, ObjectId};
+use arkiv_format::snapshot::{DirEntry, EntryType};
+use futures::StreamExt;
+
+use crate::repo::Repository;
+use crate::snapshot::tree::validate_listing;
+use crate::{Error, Result};
+
+/// Knobs of a verification.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct VerifyOptions {
+    /// Share of file contents (0–100) downloaded and hash-checked.
+    pub verify_files_percent: f64,
+    /// Contents read concurrently.
+    pub parallel: usize,
+}
+
+impl Default for VerifyOptions {
+    fn default() -> Self {
+        VerifyOptions {
+            verify_files_percent: 0.0,
+            parallel: 8,
+        }
+    }
+}
+
+/// What a verification found.
+#[derive(Debug, Default, Clone, serde::Serialize)]
+pub struct VerifyReport {
+    /// Live index entries checked against pack blobs.
+    pub index_entries: u64,
+    /// Pack blobs present.
+    pub packs: u64,
+    /// Snapshots walked.
+    pub snapshots: u64,
+    /// Directories read.
+    pub dirs: u64,
+    /// Files (and symlinks) whose object structure was resolved.
+    pub files: u64,
+    /// File contents downloaded and hash-checked.
+    pub contents_read: u64,
+    /// Bytes of those contents.
+    pub bytes_read: u64,
+    /// One line per problem.
+    pub problems: Vec<String>,
+}
+
+/// Whether a content falls into the sampled share (stable across runs).
+fn selected(id: &ContentId, percent: f64) -> bool {
+    if percent >= 100.0 {
+        return true;
+    }
+    if percent <= 0.0 {
+        return false;
+    }
+    let h = id.hash();
+    let v = h
+        .iter()
+        .take(4)
+        .fold(0u32, |acc, &b| (acc << 8) | u32::from(b));
+    f64::from(v % 10_000) < percent * 100.0
+}
+
+/// Verifies the repository.
+pub async fn verify(repo: &Repository, opts: &VerifyOptions) -> Result<VerifyReport> {
+    let mut report = VerifyReport::default();
+
+    // 1. Every live index entry points into an existing pack, within its length.
+    let mut packs: HashMap<BlobId, u64> = HashMap::new();
+    for prefix in ["p", "q"] {
+        for m in repo.storage().list(prefix).await? {
+            packs.insert(m.id, m.length);
+        }
+    }
+    report.packs = packs.len() as u64;
+    for info in repo.indexes().iter(false) {
+        let info = match info {
+            Ok(i) => i,
+            Err(e) => {
+                report.problems.push(format!("index: {e}"));
+                break;
+            }
+        };
+        report.index_entries += 1;
+        match packs.get(&info.pack_blob_id) {
+            None => report.problems.push(format!(
+                "content {} points to missing pack blob {}",
+                info.content_id, info.pack_blob_id
+            )),
+            Some(&len) => {
+                let end = u64::from(info.pack_offset) + u64::from(info.packed_length);
+                if end > len {
+                    report.problems.push(format!(
+                        "content {} extends to byte {end} of pack {} which has {len} bytes (truncated pack)",
+                        info.content_id, info.pack_blob_id
+                    ));
+                }
+            }
+        }
+    }
+
+    // 2. Every snapshot tree is readable; collect file contents to sample.
+    let snapshots = match repo.snapshots().await {
+        Ok(s) => s,
+        Err(e) => {
+            report.problems.push(format!("manifests: {e}"));
+            Vec::new()
+        }
+    };
+    let mut seen_dirs: HashSet<ObjectId> = HashSet::new();
+    let mut seen_files: HashSet<ObjectId> = HashSet::new();
+    let mut to_read: Vec<(ObjectId, crate::repo::Chunk)> = Vec::new();
+    let mut seen_contents: HashSet<ContentId> = HashSet::new();
+    for snap in &snapshots {
+        report.snapshots += 1;
+        let mut stack: Vec<(String, DirEntry)> =
+            vec![(snap.id.to_string(), snap.manifest.root_entry.clone())];
+        while let Some((path, entry)) = stack.pop() {
+            match entry.entry_type {
+                EntryType::Directory => {
+                    if !seen_dirs.insert(entry.object) {
+                        continue;
+                    }
+                    report.dirs += 1;
+                    match repo.read_dir(&entry.object).await {
+                        Ok(dir) => {
+                            if let Err(e) = validate_listing(&dir) {
+                                report.problems.push(format!("{path}: {e}"));
+                            }
+                            for child in dir.entries {
+                                stack.push((format!("{path}/{}", child.name), child));
+                            }
+                        }
+                        Err(e) => report.problems.push(format!("{path}: {e}")),
+                    }
+                }
+                EntryType::File | EntryType::Symlink => {
+                    if !seen_files.insert(entry.object) {
+                        continue;
+                    }
+                    report.files += 1;
+                    match repo.object_chunks(&entry.object).await {
+                        Ok(chunks) => {
+                            for c in chunks {
+                                let cid = c.object.content_id();
+                                match repo.content_info(&cid) {
+                                    Ok(Some(info)) if info.deleted => report.problems.push(
+                                        format!("{path}: content {cid} is marked deleted"),
+                                    ),
+                                    Ok(Some(_)) => {}
+                                    Ok(None) => report
+                                        .problems
+                                        .push(format!("{path}: content {cid} not found in index")),
+                                    Err(e) => report.problems.push(format!("{path}: {e}")),
+                                }
+                                if selected(&cid, opts.verify_files_percent)
+                                    && seen_contents.insert(cid)
+                                {
+                                    to_read.push((entry.object, c));
+                                }
+                            }
+                        }
+                        Err(e) => report.problems.push(format!("{path}: {e}")),
+                    }
+                }
+                _ => {}
+            }
+        }
+    }
+
+    // 3. Download and hash-check the sampled file contents.
+    let results: Vec<(ObjectId, Result<usize>)> = futures::stream::iter(to_read)
+        .map(|(oid, chunk)| async move {
+            let r = repo.read_chunk(&chunk).await.map(|d| d.len());
+            (oid, r)
+        })
+        .buffer_unordered(opts.parallel.max(1))
+        .collect()
+        .await;
+    for (oid, r) in results {
+        match r {
+            Ok(n) => {
+                report.contents_read += 1;
+                report.bytes_read += n as u64;
+            }
+            Err(e) => report.problems.push(format!("object {oid}: {e}")),
+        }
+    }
+    Ok(report)
+}
+
+impl VerifyReport {
+    /// Turns a report with problems into an error carrying the count and the first one.
+    pub fn into_result(self) -> Result<VerifyReport> {
+        match self.problems.first() {
+            None => Ok(self),
+            Some(first) => Err(Error::Corrupt(format!(
+                "verification found {} problem(s); first: {first}",
+                self.problems.len()
+            ))),
+        }
+    }
+}

@@ -1,0 +1,153 @@
+//! Human and JSON renderings shared by the binaries (kopia-like where users expect it).
+
+use std::fmt::Write as _;
+
+use arkiv_engine::repo::Snapshot;
+use arkiv_format::gojson;
+use arkiv_format::snapshot::{DirEntry, EntryType};
+use chrono::{DateTime, Utc};
+
+/// `2026-11-22 00:22:53 UTC`, as kopia prints times (we always print UTC).
+pub fn format_time(t: &DateTime<Utc>) -> String {
+    t.format("%Y-%m-%d %H:%M:%S UTC").to_string()
+}
+
+/// Kopia's base-10 byte units: `21 MB`, `1.5 GB`, `812 B`.
+pub fn bytes_base10(n: u64) -> String {
+    const PREFIXES: [&str; 7] = ["", "K", "M", "G", "T", "P", "E"];
+    let mut f = n as f64;
+    for p in PREFIXES {
+        if f < 900.0 {
+            return format!("{} {p}B", nice_number(f));
+        }
+        f /= 1000.0;
+    }
+    format!("{} EB", nice_number(f))
+}
+
+fn nice_number(f: f64) -> String {
+    let s = format!("{f:.1}");
+    s.trim_end_matches('0').trim_end_matches('.').to_owned()
+}
+
+/// Go's `os.FileMode.String()` for an entry (type letter, setuid `u`, setgid `g`, sticky `t`,
+/// then `rwx` bits).
+pub fn mode_string(e: &DirEntry) -> String {
+    let mut s = String::new();
+    match e.entry_type {
+        EntryType::Directory => s.push('d'),
+        EntryType::Symlink => s.push('L'),
+        _ => {}
+    }
+    let m = e.mode;
+    if m & (1 << 23) != 0 {
+        s.push('u');
+    }
+    if m & (1 << 22) != 0 {
+        s.push('g');
+    }
+    if m & (1 << 20) != 0 {
+        s.push('t');
+    }
+    if s.is_empty() {
+        s.push('-');
+    }
+    let perm = if e.entry_type == EntryType::Symlink && m & 0o777 == 0 {
+        0o777
+    } else {
+        m & 0o777
+    };
+    for (i, c) in "rwxrwxrwx".chars().enumerate() {
+        s.push(if perm & (1 << (8 - i)) != 0 { c } else { '-' });
+    }
+    s
+}
+
+/// One `ls` line. Long form mirrors `kopia ls -l -o`: directories show their subtree size
+/// and newest mtime (as kopia does).
+pub fn ls_line(e: &DirEntry, shown_name: &str, long: bool) -> String {
+    if !long {
+        return shown_name.to_owned();
+    }
+    let (size, time) = match (&e.entry_type, &e.summary) {
+        (EntryType::Directory, Some(s)) => (s.size, s.max_time),
+        _ => (e.size, e.mtime),
+    };
+    format!(
+        "{} {:>12} {} {:<34} {}",
+        mode_string(e),
+        size,
+        format_time(&time),
+        e.object.to_string(),
+        shown_name
+    )
+}
+
+/// `snapshot list` as text, grouped by source like kopia.
+pub fn snapshot_list_text(snaps: &[&Snapshot]) -> String {
+    let mut sources: Vec<String> = snaps.iter().map(|s| s.manifest.source.to_string()).collect();
+    sources.sort();
+    sources.dedup();
+    let mut out = String::new();
+    for src in sources {
+        let _ = writeln!(out, "{src}");
+        for s in snaps.iter().filter(|s| s.manifest.source.to_string() == src) {
+            let m = &s.manifest;
+            let root = &m.root_entry;
+            let (size, files, dirs) = match &root.summary {
+                Some(sum) => (sum.size, sum.files, sum.dirs),
+                None => (m.stats.total_size, m.stats.file_count, m.stats.dir_count),
+            };
+            let incomplete = m
+                .incomplete
+                .as_deref()
+                .filter(|i| !i.is_empty())
+                .map(|i| format!(" incomplete:{i}"))
+                .unwrap_or_default();
+            let _ = writeln!(
+                out,
+                "  {} {} {} {} {} files:{} dirs:{}{}",
+                format_time(&m.start_time),
+                s.id,
+                root.object,
+                bytes_base10(u64::try_from(size).unwrap_or(0)),
+                mode_string(root),
+                files,
+                dirs,
+                incomplete
+            );
+        }
+    }
+    out
+}
+
+/// `snapshot list --json`: one array, one manifest per line (kopia's layout), `id` set.
+pub fn snapshot_list_json(snaps: &[&Snapshot]) -> anyhow::Result<Vec<u8>> {
+    if snaps.is_empty() {
+        return Ok(b"[]\n".to_vec());
+    }
+    let mut out = b"[\n".to_vec();
+    for (i, s) in snaps.iter().enumerate() {
+        if i > 0 {
+            out.extend_from_slice(b",\n");
+        }
+        out.push(b' ');
+        out.extend_from_slice(&gojson::to_go_json(&s.manifest)?);
+    }
+    out.extend_from_slice(b"\n]\n");
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn kopia_units() {
+        assert_eq!(bytes_base10(20_975_425), "21 MB");
+        assert_eq!(bytes_base10(812), "812 B");
+        assert_eq!(bytes_base10(950), "0.9 KB");
+        assert_eq!(bytes_base10(1_500_000_000), "1.5 GB");
+        assert_eq!(bytes_base10(0), "0 B");
+    }
+}
