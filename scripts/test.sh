@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# Runs the whole test suite on a fresh machine: installs what the tests need (a real S3
+# server: moto, pinned, in a venv), builds the binaries, runs every test.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-never}"
+
+# The end-to-end tests run the built binaries.
+cargo build --workspace --bins
+
+# A real S3 server on loopback for the S3 backend tests (skipped loudly without one,
+# a failure when CI=true).
+if [ -f .ci/s3-server.sh ] && [ -z "${ARKIV_S3_ENDPOINT:-}" ]; then
+  eval "$(bash .ci/s3-server.sh start)"
+  trap 'bash .ci/s3-server.sh stop >/dev/null 2>&1 || true' EXIT
+fi
+
+if cargo nextest --version >/dev/null 2>&1; then
+  cargo nextest run --workspace --no-fail-fast "$@"
+else
+  cargo test --workspace --no-fail-fast "$@"
+fi

@@ -1,0 +1,143 @@
+//! Scenario: bad input gives one clear line and the documented exit code, never a panic —
+//! wrong password, missing repository, a deleted pack, a truncated pack, a flipped bit in an
+//! index blob and in a pack (all on temp copies of fixtures/repo-a).
+
+use std::path::{Path, PathBuf};
+use std::process::Output;
+
+use arkiv_tests::*;
+
+// Exit codes documented in the README (mover/src/exit.rs).
+const NOT_FOUND: i32 = 3;
+const AUTH: i32 = 4;
+const CORRUPT: i32 = 5;
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+fn blob_file(repo: &Path, prefix: &str) -> PathBuf {
+    // find the .f file of the first blob whose ID starts with prefix
+    let mut found = Vec::new();
+    for e in walk(repo) {
+        let rel = e.strip_prefix(repo).unwrap().to_string_lossy().replace('/', "");
+        if rel.starts_with(prefix) && rel.ends_with(".f") {
+            found.push(e);
+        }
+    }
+    found.sort();
+    found.into_iter().next().unwrap_or_else(|| panic!("no blob with prefix {prefix}"))
+}
+
+fn walk(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(dir).unwrap() {
+        let p = e.unwrap().path();
+        if p.is_dir() {
+            out.extend(walk(&p));
+        } else {
+            out.push(p);
+        }
+    }
+    out
+}
+
+fn restore_all(repo: &Path) -> Output {
+    let tmp = tempfile::tempdir().unwrap();
+    run(arkiv(repo, FIXTURE_PASSWORD)
+        .args(["restore", "bd35e5981801e93285ddc62a7548805e"])
+        .arg(tmp.path().join("t")))
+}
+
+fn one_error_line(o: &Output) -> String {
+    let s = stderr(o);
+    let lines: Vec<&str> = s.lines().filter(|l| l.starts_with("arkiv: error:")).collect();
+    assert_eq!(lines.len(), 1, "expected one error line, got: {s}");
+    lines[0].to_owned()
+}
+
+#[test]
+fn wrong_password() {
+    let o = run(arkiv(&fixtures_dir().join("repo-a"), "not-the-password").args(["snapshot", "list", "--all"]));
+    assert_eq!(o.status.code(), Some(AUTH), "{}", stderr(&o));
+    let line = one_error_line(&o);
+    assert!(line.contains("invalid repository password"), "{line}");
+    assert_fixtures_unchanged();
+}
+
+#[test]
+fn missing_repository() {
+    let tmp = tempfile::tempdir().unwrap();
+    let o = run(arkiv(&tmp.path().join("nothing-here"), FIXTURE_PASSWORD).args(["snapshot", "list"]));
+    assert_eq!(o.status.code(), Some(NOT_FOUND), "{}", stderr(&o));
+    assert!(one_error_line(&o).contains("repository not found"));
+    // an empty directory is not a repository either
+    let o = run(arkiv(tmp.path(), FIXTURE_PASSWORD).args(["snapshot", "list"]));
+    assert_eq!(o.status.code(), Some(NOT_FOUND), "{}", stderr(&o));
+    assert!(one_error_line(&o).contains("kopia.repository"));
+}
+
+#[test]
+fn deleted_pack() {
+    let (_t, repo) = fixture_copy("repo-a");
+    // the data pack of snapshot 1 (holds random-12MiB.bin's first chunks etc.)
+    std::fs::remove_file(blob_file(&repo, "pb5b0c135d66ebdba72ae99a6bc169db1")).unwrap();
+    let o = restore_all(&repo);
+    assert_eq!(o.status.code(), Some(CORRUPT), "{}", stderr(&o));
+    let line = one_error_line(&o);
+    assert!(line.contains("pb5b0c135d66ebdba72ae99a6bc169db1") && line.contains("missing"), "{line}");
+    let o = run(arkiv(&repo, FIXTURE_PASSWORD).args(["verify"]));
+    assert_eq!(o.status.code(), Some(CORRUPT), "{}", stderr(&o));
+    assert!(stderr(&o).contains("missing pack blob pb5b0c135d66ebdba72ae99a6bc169db1"));
+}
+
+#[test]
+fn truncated_pack() {
+    let (_t, repo) = fixture_copy("repo-a");
+    let f = blob_file(&repo, "pb5b0c135d66ebdba72ae99a6bc169db1");
+    let len = std::fs::metadata(&f).unwrap().len();
+    let file = std::fs::OpenOptions::new().write(true).open(&f).unwrap();
+    file.set_len(len / 2).unwrap();
+    let o = restore_all(&repo);
+    assert_eq!(o.status.code(), Some(CORRUPT), "{}", stderr(&o));
+    let line = one_error_line(&o);
+    assert!(line.contains("truncated"), "{line}");
+    let o = run(arkiv(&repo, FIXTURE_PASSWORD).args(["verify"]));
+    assert_eq!(o.status.code(), Some(CORRUPT));
+    assert!(stderr(&o).contains("truncated pack"), "{}", stderr(&o));
+}
+
+fn flip_bit(path: &Path, offset_from_start: usize) {
+    let mut data = std::fs::read(path).unwrap();
+    let i = offset_from_start.min(data.len() - 1);
+    data[i] ^= 0x10;
+    std::fs::write(path, data).unwrap();
+}
+
+#[test]
+fn flipped_bit_in_index_blob() {
+    let (_t, repo) = fixture_copy("repo-a");
+    let f = blob_file(&repo, "xn0_c5a5a85fd68f8f14d6f1c1899cf4d0ee");
+    flip_bit(&f, 100);
+    let o = run(arkiv(&repo, FIXTURE_PASSWORD).args(["snapshot", "list", "--all"]));
+    assert_eq!(o.status.code(), Some(CORRUPT), "{}", stderr(&o));
+    let line = one_error_line(&o);
+    assert!(
+        line.contains("xn0_c5a5a85fd68f8f14d6f1c1899cf4d0ee") && line.contains("decryption failed"),
+        "{line}"
+    );
+}
+
+#[test]
+fn flipped_bit_in_pack() {
+    let (_t, repo) = fixture_copy("repo-a");
+    let f = blob_file(&repo, "pb5b0c135d66ebdba72ae99a6bc169db1");
+    // inside the first content payload (after the 32-byte preamble)
+    flip_bit(&f, 200);
+    let o = restore_all(&repo);
+    assert_eq!(o.status.code(), Some(CORRUPT), "{}", stderr(&o));
+    let line = one_error_line(&o);
+    assert!(line.contains("pb5b0c135d66ebdba72ae99a6bc169db1") && line.contains("content"), "{line}");
+    let o = run(arkiv(&repo, FIXTURE_PASSWORD).args(["verify", "--verify-files-percent", "100"]));
+    assert_eq!(o.status.code(), Some(CORRUPT), "{}", stderr(&o));
+}
