@@ -52,6 +52,9 @@ pub struct GlobalArgs {
 /// Subcommands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Repository commands.
+    #[command(subcommand)]
+    Repository(RepositoryCommand),
     /// Snapshot commands.
     #[command(subcommand)]
     Snapshot(SnapshotCommand),
@@ -70,6 +73,60 @@ pub enum Command {
 pub enum SnapshotCommand {
     /// List snapshots.
     List(SnapshotListArgs),
+    /// Snapshot a directory.
+    Create(SnapshotCreateArgs),
+}
+
+/// `arkiv snapshot create`
+#[derive(Debug, Args)]
+pub struct SnapshotCreateArgs {
+    /// Directory to snapshot
+    pub dir: PathBuf,
+    /// Source identity recorded (USER@HOST:/PATH); default: acting user@host and DIR's absolute path
+    #[arg(long)]
+    pub source: Option<String>,
+    /// File data compression: zstd-fastest, zstd, zstd-better-compression, zstd-best-compression, none
+    /// (default: the source's policy, else none)
+    #[arg(long)]
+    pub compression: Option<String>,
+    /// Worker threads (default: number of CPUs)
+    #[arg(long)]
+    pub parallel: Option<usize>,
+    /// Snapshot description
+    #[arg(long, default_value = "")]
+    pub description: String,
+    /// Tags as key:value (repeatable)
+    #[arg(long = "tags")]
+    pub tags: Vec<String>,
+    /// Print the summary as one JSON object on stdout
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `arkiv repository …`
+#[derive(Debug, Subcommand)]
+pub enum RepositoryCommand {
+    /// Create a new repository at the location.
+    Create(RepositoryCreateArgs),
+    /// Print the repository's parameters.
+    Status,
+}
+
+/// `arkiv repository create`
+#[derive(Debug, Args)]
+pub struct RepositoryCreateArgs {
+    /// Content encryption: AES256-GCM-HMAC-SHA256 or CHACHA20-POLY1305-HMAC-SHA256
+    #[arg(long, default_value = "AES256-GCM-HMAC-SHA256")]
+    pub encryption: String,
+    /// Content hash
+    #[arg(long, default_value = "BLAKE2B-256-128")]
+    pub block_hash: String,
+    /// Splitter: DYNAMIC-{128K..8M}-BUZHASH or FIXED-{128K..8M}
+    #[arg(long, default_value = "DYNAMIC-4M-BUZHASH")]
+    pub object_splitter: String,
+    /// Error correction (only `none` is supported)
+    #[arg(long, default_value = "none")]
+    pub ecc: String,
 }
 
 /// `arkiv snapshot list`
@@ -206,7 +263,16 @@ impl GlobalArgs {
 /// Runs a parsed command line; returns the exit code.
 pub async fn run(cli: Cli, env: Env<'_>) -> Result<i32> {
     match cli.command {
+        Command::Repository(RepositoryCommand::Create(a)) => {
+            crate::write::repository_create(&cli.global, env, a).await
+        }
+        Command::Repository(RepositoryCommand::Status) => {
+            crate::write::repository_status(&cli.global, env).await
+        }
         Command::Snapshot(SnapshotCommand::List(a)) => snapshot_list(&cli.global, env, a).await,
+        Command::Snapshot(SnapshotCommand::Create(a)) => {
+            crate::write::snapshot_create(&cli.global, env, a).await
+        }
         Command::Restore(a) => restore(&cli.global, env, a).await,
         Command::Ls(a) => ls(&cli.global, env, a).await,
         Command::Show(a) => show(&cli.global, env, a).await,
@@ -214,7 +280,7 @@ pub async fn run(cli: Cli, env: Env<'_>) -> Result<i32> {
     }
 }
 
-fn parse_source(s: &str) -> Result<SourceInfo> {
+pub(crate) fn parse_source(s: &str) -> Result<SourceInfo> {
     s.parse::<SourceInfo>()
         .map_err(|e| CliError::new(exit::CONFIG, format!("invalid source {s:?}: {e}")))
 }

@@ -7,6 +7,9 @@ pub mod cli;
 pub mod exit;
 pub mod location;
 pub mod output;
+pub mod policy;
+pub mod signals;
+pub mod write;
 
 /// Installs the stderr logger (`ARKIV_LOG` filters, default `warn`).
 pub fn init_logging() {

@@ -42,6 +42,13 @@ impl Location {
         }
     }
 
+    /// Opens the storage for `repository create`, creating a missing directory.
+    pub fn open_for_create(&self) -> Result<Arc<dyn BlobStorage>> {
+        match self {
+            Location::Filesystem(p) => Ok(Arc::new(FilesystemStorage::create(p)?)),
+        }
+    }
+
     /// Opens existing storage (never creates anything).
     pub fn open_existing(&self) -> Result<Arc<dyn BlobStorage>> {
         match self {

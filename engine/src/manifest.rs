@@ -1,0 +1,75 @@
+//! Writing manifests: pending entries are batched into one gzip'd `m` content per commit,
+//! exactly as kopia's manifest manager does on flush (FORMAT.md §11.1).
+
+use std::collections::BTreeMap;
+
+use arkiv_format::compression::CompressionAlgorithm;
+use arkiv_format::ids::{ContentId, ManifestId};
+use arkiv_format::manifest::{self, ManifestEntry};
+use chrono::{DateTime, Utc};
+
+use crate::content::writer::ContentWriter;
+use crate::{Error, Result};
+
+/// Manifests waiting to be written.
+#[derive(Debug, Default)]
+pub struct ManifestBatch {
+    entries: Vec<ManifestEntry>,
+}
+
+impl ManifestBatch {
+    /// Adds a manifest with a fresh random ID; returns the ID.
+    pub fn put(
+        &mut self,
+        labels: BTreeMap<String, String>,
+        payload_json: &[u8],
+        modified: DateTime<Utc>,
+    ) -> Result<ManifestId> {
+        if !labels.contains_key(manifest::LABEL_TYPE) {
+            return Err(Error::Config("manifest without a type label".into()));
+        }
+        let id = ManifestId::from_random(rand::random());
+        let raw = serde_json::value::RawValue::from_string(
+            String::from_utf8(payload_json.to_vec())
+                .map_err(|e| Error::Config(format!("manifest payload: {e}")))?,
+        )
+        .map_err(|e| Error::Config(format!("manifest payload: {e}")))?;
+        self.entries.push(ManifestEntry {
+            id: id.clone(),
+            labels: Some(labels),
+            modified,
+            deleted: false,
+            data: Some(raw),
+        });
+        Ok(id)
+    }
+
+    /// Adds a tombstone for `id`.
+    pub fn delete(&mut self, id: ManifestId, modified: DateTime<Utc>) {
+        self.entries.push(ManifestEntry {
+            id,
+            labels: None,
+            modified,
+            deleted: true,
+            data: None,
+        });
+    }
+
+    /// True when nothing is pending.
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    /// Writes all pending entries as one `m` content (gzip inside, zstd-fastest attempted at
+    /// content level like kopia). Call from a non-runtime thread.
+    pub fn commit(&mut self, cw: &ContentWriter) -> Result<Option<ContentId>> {
+        if self.entries.is_empty() {
+            return Ok(None);
+        }
+        let entries = std::mem::take(&mut self.entries);
+        let bytes = manifest::encode_manifest_content(&entries)
+            .map_err(|e| Error::format("manifest content", e))?;
+        let id = cw.write_content(&bytes, Some(b'm'), Some(CompressionAlgorithm::ZstdFastest))?;
+        Ok(Some(id))
+    }
+}
