@@ -24,7 +24,10 @@ use chrono::{DateTime, Utc};
 
 use crate::Result;
 
+pub mod faulty;
 pub mod filesystem;
+pub mod memory;
+pub mod readonly;
 
 /// What storage knows about one blob.
 #[derive(Debug, Clone, PartialEq, Eq)]
