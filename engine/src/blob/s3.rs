@@ -44,7 +44,12 @@
 //! There is one retry loop: `object_store`'s, configured from [`RetryOptions`] (bounded count,
 //! bounded total time, exponential backoff with jitter). It retries 5xx (including 503
 //! SlowDown), S3 errors reported in a 200 body, connection failures and resets, and timeouts
-//! of idempotent requests. Nothing in this module retries on top of it. Errors map to
+//! of idempotent requests. Nothing in this module retries on top of it. One consequence,
+//! checked by `tests/blob_s3_faults.rs`: a `DELETE` (or a multipart completion) whose
+//! connection drops after the request was sent is not resent by object_store, which resends
+//! only requests it knows to be idempotent (GET, HEAD, PUT); it fails as `Transient`, and
+//! repeating the operation is safe. Bulk delete is disabled (one `DELETE` per blob, as Kopia
+//! does). Errors map to
 //! [`ErrorKind`]s: 404 → `NotFound` ([`Error::BlobNotFound`] for blob reads), 403 →
 //! `PermissionDenied`, 401 → `Auth`, exhausted 5xx/429/transport failures → `Transient`. The
 //! message names the storage and the endpoint and keeps `object_store`'s text (method, URL,
@@ -396,6 +401,9 @@ impl S3Storage {
             .with_client_options(client)
             .with_retry(retry)
             .with_virtual_hosted_style_request(!path_style)
+            // One `DELETE /key` per blob, as Kopia does; the bulk `POST /?delete` is not
+            // idempotent, so object_store would not retry it after a connection reset.
+            .with_disable_bulk_delete(true)
             .with_allow_http(opts.disable_tls);
         if let Some(token) = &opts.session_token {
             b = b.with_token(token);

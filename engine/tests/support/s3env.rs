@@ -99,6 +99,10 @@ pub fn options(endpoint: &str, bucket: &str, prefix: &str) -> S3Options {
 }
 
 /// A fresh bucket and a storage on it.
+#[allow(
+    dead_code,
+    reason = "shared by several test crates, each using a subset"
+)]
 pub async fn fresh_storage(endpoint: &str, test: &str, prefix: &str) -> S3Storage {
     let bucket = unique_bucket(test);
     create_bucket(endpoint, &bucket).await;
