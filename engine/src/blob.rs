@@ -24,7 +24,11 @@ use chrono::{DateTime, Utc};
 
 use crate::Result;
 
+pub mod faulty;
 pub mod filesystem;
+pub mod memory;
+pub mod readonly;
+pub mod s3;
 
 /// What storage knows about one blob.
 #[derive(Debug, Clone, PartialEq, Eq)]

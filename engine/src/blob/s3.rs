@@ -1,0 +1,935 @@
+//! S3 blob storage on `object_store`'s `AmazonS3`, with Kopia's key layout.
+//!
+//! # Key layout (same as Kopia)
+//! Facts taken from Kopia v0.23.1 `repo/blob/s3/s3_storage.go` and `s3_options.go`:
+//! * The object key of a blob is the configured prefix followed by the blob ID, verbatim: no
+//!   sharding, no `.f` suffix, no extra separator (Kopia's `getObjectNameString` is
+//!   `Prefix + blobID`). So prefixes end in `/` by convention, and we force that (below).
+//! * Listing asks S3 for keys starting with `prefix + blobPrefix` and strips `prefix` from each
+//!   key to get the blob ID. Kopia skips the key `.storageconfig` (its per-bucket storage-class
+//!   config) in listings; so do we.
+//! * Kopia uploads every blob with a single `PutObject` (multipart disabled, because its blobs
+//!   are already small). We use multipart only above [`S3Options::multipart_threshold`]
+//!   (default 100 MiB, far above Kopia's pack sizes), which produces the same object.
+//! * `describe()` is `s3://BUCKET/PREFIX`, as Kopia's `String()`.
+//!
+//! # Configuration: [`S3Options::from_url_and_env`]
+//! The repository URL is `s3://BUCKET[/PREFIX]`. Each setting comes from the first source in
+//! this table that is set to a non-empty value (`ARKIV_S3_*` override Kopia's and VolSync's
+//! names, which are listed in the precedence VolSync's mover script uses):
+//!
+//! | setting | sources, highest first | default |
+//! |---|---|---|
+//! | bucket | `ARKIV_S3_BUCKET`, `KOPIA_S3_BUCKET`, URL host | required |
+//! | prefix | `ARKIV_S3_PREFIX`, URL path | `""` (bucket root) |
+//! | endpoint | `ARKIV_S3_ENDPOINT`, `KOPIA_S3_ENDPOINT`, `AWS_S3_ENDPOINT` | AWS (`s3.<region>.amazonaws.com`) |
+//! | TLS off | `ARKIV_S3_DISABLE_TLS`, `KOPIA_S3_DISABLE_TLS`, `AWS_S3_DISABLE_TLS` | `false` (TLS on) |
+//! | region | `ARKIV_S3_REGION`, `AWS_REGION`, `AWS_DEFAULT_REGION` | `us-east-1` |
+//! | access key | `ARKIV_S3_ACCESS_KEY_ID`, `AWS_ACCESS_KEY_ID` | required |
+//! | secret key | `ARKIV_S3_SECRET_ACCESS_KEY`, `AWS_SECRET_ACCESS_KEY` | required |
+//! | session token | `ARKIV_S3_SESSION_TOKEN`, `AWS_SESSION_TOKEN` | none |
+//! | CA bundle (PEM file) | `ARKIV_S3_CA_BUNDLE`, `CUSTOM_CA`, `KOPIA_CUSTOM_CA` | system roots |
+//! | path-style addressing | `ARKIV_S3_PATH_STYLE` | path-style for custom endpoints, virtual-host for AWS |
+//!
+//! Normalisation (VolSync's mover does the same before calling Kopia):
+//! * The prefix has empty segments (`//`) and a leading `/` removed and is forced to end in `/`:
+//!   `s3://b/team/app1` and `s3://b/team/app1/` both give keys `team/app1/<blobID>`. Only
+//!   `[A-Za-z0-9._-]` are allowed in segments, and `.`/`..` segments are rejected.
+//! * The endpoint is `host[:port]`; an `http://` or `https://` scheme is stripped and does
+//!   **not** choose TLS (Kopia's behaviour): only `*_S3_DISABLE_TLS=true` turns TLS off.
+//! * Booleans accept `true/false/1/0/yes/no` (any case); anything else is a `Config` error.
+//! * Credentials are static keys; instance profiles and web identity are not supported.
+//!
+//! # Retries and errors
+//! There is one retry loop: `object_store`'s, configured from [`RetryOptions`] (bounded count,
+//! bounded total time, exponential backoff with jitter). It retries 5xx (including 503
+//! SlowDown), S3 errors reported in a 200 body, connection failures and resets, and timeouts
+//! of idempotent requests. Nothing in this module retries on top of it. One consequence,
+//! checked by `tests/blob_s3_faults.rs`: a `DELETE` (or a multipart completion) whose
+//! connection drops after the request was sent is not resent by object_store, which resends
+//! only requests it knows to be idempotent (GET, HEAD, PUT); it fails as `Transient`, and
+//! repeating the operation is safe. Bulk delete is disabled (one `DELETE` per blob, as Kopia
+//! does). Errors map to
+//! [`ErrorKind`]s: 404 → `NotFound` ([`Error::BlobNotFound`] for blob reads), 403 →
+//! `PermissionDenied`, 401 → `Auth`, exhausted 5xx/429/transport failures → `Transient`. The
+//! message names the storage and the endpoint and keeps `object_store`'s text (method, URL,
+//! retries, status, body).
+
+use std::fmt;
+use std::ops::Range;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use arkiv_format::ids::BlobId;
+use async_trait::async_trait;
+use bytes::Bytes;
+use object_store::aws::{AmazonS3, AmazonS3Builder};
+use object_store::client::{HttpError, HttpErrorKind};
+use object_store::list::{PaginatedListOptions, PaginatedListStore};
+use object_store::path::Path;
+use object_store::{
+    BackoffConfig, Certificate, ClientOptions, GetOptions, GetRange, ObjectStore, ObjectStoreExt,
+    PutPayload, RetryConfig, WriteMultipart,
+};
+
+use super::memory::check_range;
+use super::{BlobMetadata, BlobStorage};
+use crate::{Error, ErrorKind, Result};
+
+/// Kopia's per-bucket storage config object, never a blob (skipped by `list`).
+const KOPIA_STORAGE_CONFIG: &str = ".storageconfig";
+
+/// S3's smallest allowed multipart part (except the last one).
+const MIN_PART_SIZE: usize = 5 * 1024 * 1024;
+
+/// The one retry policy of the S3 backend (handed to `object_store`), plus request timeouts.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct RetryOptions {
+    /// Retries per request after the first attempt (0 disables retries).
+    pub max_retries: usize,
+    /// First backoff; later ones grow exponentially (with jitter).
+    pub init_backoff: Duration,
+    /// Longest single backoff.
+    pub max_backoff: Duration,
+    /// No retry starts after this much time since the first attempt.
+    pub retry_timeout: Duration,
+    /// Limit for one whole HTTP request, body included (a stalled transfer fails after this).
+    pub request_timeout: Duration,
+    /// Limit for establishing a connection.
+    pub connect_timeout: Duration,
+}
+
+impl Default for RetryOptions {
+    fn default() -> Self {
+        RetryOptions {
+            max_retries: 10,
+            init_backoff: Duration::from_millis(100),
+            max_backoff: Duration::from_secs(15),
+            retry_timeout: Duration::from_secs(180),
+            request_timeout: Duration::from_secs(300),
+            connect_timeout: Duration::from_secs(10),
+        }
+    }
+}
+
+/// Everything needed to reach one S3 location. See the module docs for sources and defaults.
+#[derive(Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct S3Options {
+    /// Bucket name.
+    pub bucket: String,
+    /// Key prefix: empty, or ending in `/`.
+    pub prefix: String,
+    /// `host[:port]` of a custom endpoint; `None` = AWS.
+    pub endpoint: Option<String>,
+    /// Plain HTTP (loopback or LAN endpoints only).
+    pub disable_tls: bool,
+    /// Signing region (`us-east-1` when unset).
+    pub region: Option<String>,
+    /// Access key ID.
+    pub access_key_id: Option<String>,
+    /// Secret access key.
+    pub secret_access_key: Option<String>,
+    /// Session token for temporary credentials.
+    pub session_token: Option<String>,
+    /// PEM file with extra trusted CA certificates.
+    pub ca_bundle: Option<PathBuf>,
+    /// Force path-style (`true`) or virtual-host (`false`) addressing; `None` = automatic.
+    pub path_style: Option<bool>,
+    /// Retry policy and timeouts.
+    pub retry: RetryOptions,
+    /// Blobs longer than this are uploaded with multipart upload.
+    pub multipart_threshold: u64,
+    /// Part size of multipart uploads (at least 5 MiB, S3's minimum).
+    pub multipart_part_size: usize,
+}
+
+impl fmt::Debug for S3Options {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let redact = |v: &Option<String>| v.as_ref().map(|_| "<redacted>");
+        f.debug_struct("S3Options")
+            .field("bucket", &self.bucket)
+            .field("prefix", &self.prefix)
+            .field("endpoint", &self.endpoint)
+            .field("disable_tls", &self.disable_tls)
+            .field("region", &self.region)
+            .field("access_key_id", &self.access_key_id)
+            .field("secret_access_key", &redact(&self.secret_access_key))
+            .field("session_token", &redact(&self.session_token))
+            .field("ca_bundle", &self.ca_bundle)
+            .field("path_style", &self.path_style)
+            .field("retry", &self.retry)
+            .field("multipart_threshold", &self.multipart_threshold)
+            .field("multipart_part_size", &self.multipart_part_size)
+            .finish()
+    }
+}
+
+impl S3Options {
+    /// Options for `bucket` at the bucket root with AWS defaults and no credentials.
+    pub fn new(bucket: impl Into<String>) -> Self {
+        S3Options {
+            bucket: bucket.into(),
+            prefix: String::new(),
+            endpoint: None,
+            disable_tls: false,
+            region: None,
+            access_key_id: None,
+            secret_access_key: None,
+            session_token: None,
+            ca_bundle: None,
+            path_style: None,
+            retry: RetryOptions::default(),
+            multipart_threshold: 100 * 1024 * 1024,
+            multipart_part_size: 16 * 1024 * 1024,
+        }
+    }
+
+    /// Builds options from a repository URL (`s3://BUCKET[/PREFIX]`, or `""` when the bucket
+    /// comes from the environment) and environment lookups, with the precedence of the
+    /// module-level table. Empty variables count as unset.
+    pub fn from_url_and_env(url: &str, env: &dyn Fn(&str) -> Option<String>) -> Result<Self> {
+        let get = |names: &[&str]| -> Option<(String, String)> {
+            names.iter().find_map(|n| {
+                env(n)
+                    .map(|v| v.trim().to_owned())
+                    .filter(|v| !v.is_empty())
+                    .map(|v| ((*n).to_owned(), v))
+            })
+        };
+        let value = |names: &[&str]| get(names).map(|(_, v)| v);
+
+        let (url_bucket, url_prefix) = parse_url(url)?;
+        let bucket = value(&["ARKIV_S3_BUCKET", "KOPIA_S3_BUCKET"])
+            .or(url_bucket)
+            .ok_or_else(|| {
+                Error::Config(format!(
+                    "S3 bucket not set: give s3://BUCKET[/PREFIX] or set KOPIA_S3_BUCKET (repository URL {url:?})"
+                ))
+            })?;
+        if bucket.contains('/') {
+            return Err(Error::Config(format!("invalid S3 bucket name {bucket:?}")));
+        }
+        let prefix = normalize_prefix(
+            &value(&["ARKIV_S3_PREFIX"])
+                .or(url_prefix)
+                .unwrap_or_default(),
+        )?;
+
+        let mut opts = S3Options::new(bucket);
+        opts.prefix = prefix;
+        if let Some(e) = value(&["ARKIV_S3_ENDPOINT", "KOPIA_S3_ENDPOINT", "AWS_S3_ENDPOINT"]) {
+            opts.endpoint = Some(normalize_endpoint(&e)?);
+        }
+        if let Some((name, v)) = get(&[
+            "ARKIV_S3_DISABLE_TLS",
+            "KOPIA_S3_DISABLE_TLS",
+            "AWS_S3_DISABLE_TLS",
+        ]) {
+            opts.disable_tls = parse_bool(&name, &v)?;
+        }
+        opts.region = value(&["ARKIV_S3_REGION", "AWS_REGION", "AWS_DEFAULT_REGION"]);
+        opts.access_key_id = value(&["ARKIV_S3_ACCESS_KEY_ID", "AWS_ACCESS_KEY_ID"]);
+        opts.secret_access_key = value(&["ARKIV_S3_SECRET_ACCESS_KEY", "AWS_SECRET_ACCESS_KEY"]);
+        opts.session_token = value(&["ARKIV_S3_SESSION_TOKEN", "AWS_SESSION_TOKEN"]);
+        opts.ca_bundle =
+            value(&["ARKIV_S3_CA_BUNDLE", "CUSTOM_CA", "KOPIA_CUSTOM_CA"]).map(PathBuf::from);
+        if let Some((name, v)) = get(&["ARKIV_S3_PATH_STYLE"]) {
+            opts.path_style = Some(parse_bool(&name, &v)?);
+        }
+        Ok(opts)
+    }
+
+    /// [`Self::from_url_and_env`] on the process environment.
+    pub fn from_url_and_process_env(url: &str) -> Result<Self> {
+        Self::from_url_and_env(url, &|name| std::env::var(name).ok())
+    }
+
+    fn is_aws(&self) -> bool {
+        self.endpoint.as_deref().is_none_or(|e| {
+            let host = e.split(':').next().unwrap_or(e);
+            host.ends_with(".amazonaws.com")
+        })
+    }
+
+    fn region_or_default(&self) -> &str {
+        self.region.as_deref().unwrap_or("us-east-1")
+    }
+
+    /// `scheme://host[:port]` requests go to (for messages).
+    fn endpoint_url(&self) -> String {
+        let scheme = if self.disable_tls { "http" } else { "https" };
+        match &self.endpoint {
+            Some(e) => format!("{scheme}://{e}"),
+            None => format!("{scheme}://s3.{}.amazonaws.com", self.region_or_default()),
+        }
+    }
+}
+
+/// Splits `s3://BUCKET/PATH` into bucket and raw prefix; `""` yields neither.
+fn parse_url(url: &str) -> Result<(Option<String>, Option<String>)> {
+    let url = url.trim();
+    if url.is_empty() {
+        return Ok((None, None));
+    }
+    let rest = url
+        .get(..5)
+        .filter(|s| s.eq_ignore_ascii_case("s3://"))
+        .and_then(|_| url.get(5..))
+        .ok_or_else(|| {
+            Error::Config(format!(
+                "not an S3 repository URL: {url:?} (expected s3://BUCKET[/PREFIX])"
+            ))
+        })?;
+    let (bucket, path) = match rest.split_once('/') {
+        Some((b, p)) => (b, Some(p.to_owned())),
+        None => (rest, None),
+    };
+    Ok(((!bucket.is_empty()).then(|| bucket.to_owned()), path))
+}
+
+/// Drops empty segments, validates the rest, and forces a trailing `/` (empty stays empty).
+fn normalize_prefix(raw: &str) -> Result<String> {
+    let mut out = String::new();
+    for seg in raw.split('/').filter(|s| !s.is_empty()) {
+        let ok = seg
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'));
+        if !ok || seg == "." || seg == ".." {
+            return Err(Error::Config(format!(
+                "invalid S3 prefix {raw:?}: segment {seg:?} (allowed: A-Z a-z 0-9 . _ - and /)"
+            )));
+        }
+        out.push_str(seg);
+        out.push('/');
+    }
+    Ok(out)
+}
+
+/// Strips a scheme and trailing `/`; what is left must be `host[:port]`.
+fn normalize_endpoint(raw: &str) -> Result<String> {
+    let lower = raw.to_ascii_lowercase();
+    let rest = ["https://", "http://"]
+        .iter()
+        .find(|s| lower.starts_with(*s))
+        .and_then(|s| raw.get(s.len()..))
+        .unwrap_or(raw);
+    let host = rest.trim_end_matches('/');
+    if host.is_empty() || host.contains(['/', '?', '#', '@', ' ']) {
+        return Err(Error::Config(format!(
+            "invalid S3 endpoint {raw:?}: expected host[:port]"
+        )));
+    }
+    Ok(host.to_owned())
+}
+
+fn parse_bool(name: &str, v: &str) -> Result<bool> {
+    match v.to_ascii_lowercase().as_str() {
+        "true" | "1" | "yes" => Ok(true),
+        "false" | "0" | "no" => Ok(false),
+        _ => Err(Error::Config(format!(
+            "{name}={v:?}: expected true or false"
+        ))),
+    }
+}
+
+/// Blob storage in an S3 bucket (see the module docs).
+#[derive(Debug)]
+pub struct S3Storage {
+    store: AmazonS3,
+    bucket: String,
+    prefix: String,
+    endpoint_url: String,
+    multipart_threshold: u64,
+    multipart_part_size: usize,
+}
+
+impl S3Storage {
+    /// Builds the client. No request is made; see [`Self::check_bucket`].
+    pub fn new(opts: S3Options) -> Result<Self> {
+        let cfg = |m: String| Error::Config(format!("S3 storage s3://{}: {m}", opts.bucket));
+        let (Some(key), Some(secret)) = (&opts.access_key_id, &opts.secret_access_key) else {
+            return Err(cfg(
+                "credentials missing: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY".to_owned(),
+            ));
+        };
+        if opts.multipart_part_size < MIN_PART_SIZE {
+            return Err(cfg(format!(
+                "multipart part size {} is below S3's minimum of {MIN_PART_SIZE}",
+                opts.multipart_part_size
+            )));
+        }
+        if !opts.prefix.is_empty() && !opts.prefix.ends_with('/') {
+            return Err(cfg(format!(
+                "prefix {:?} must be empty or end in '/'",
+                opts.prefix
+            )));
+        }
+
+        let r = &opts.retry;
+        let mut client = ClientOptions::new()
+            .with_allow_http(opts.disable_tls)
+            .with_timeout(r.request_timeout)
+            .with_connect_timeout(r.connect_timeout);
+        if let Some(path) = &opts.ca_bundle {
+            let pem = std::fs::read(path)
+                .map_err(|e| cfg(format!("cannot read CA bundle {}: {e}", path.display())))?;
+            let certs = Certificate::from_pem_bundle(&pem)
+                .map_err(|e| cfg(format!("invalid CA bundle {}: {e}", path.display())))?;
+            for c in certs {
+                client = client.with_root_certificate(c);
+            }
+        }
+        let retry = RetryConfig {
+            backoff: BackoffConfig {
+                init_backoff: r.init_backoff,
+                max_backoff: r.max_backoff,
+                base: 2.0,
+            },
+            max_retries: r.max_retries,
+            retry_timeout: r.retry_timeout,
+        };
+
+        let is_aws = opts.is_aws();
+        let path_style = opts.path_style.unwrap_or(!is_aws);
+        let mut b = AmazonS3Builder::new()
+            .with_bucket_name(&opts.bucket)
+            .with_region(opts.region_or_default())
+            .with_access_key_id(key)
+            .with_secret_access_key(secret)
+            .with_client_options(client)
+            .with_retry(retry)
+            .with_virtual_hosted_style_request(!path_style)
+            // One `DELETE /key` per blob, as Kopia does; the bulk `POST /?delete` is not
+            // idempotent, so object_store would not retry it after a connection reset.
+            .with_disable_bulk_delete(true)
+            .with_allow_http(opts.disable_tls);
+        if let Some(token) = &opts.session_token {
+            b = b.with_token(token);
+        }
+        let scheme = if opts.disable_tls { "http" } else { "https" };
+        match (&opts.endpoint, is_aws) {
+            (Some(e), false) => {
+                // With virtual-host addressing object_store expects the bucket in the endpoint.
+                let url = if path_style {
+                    format!("{scheme}://{e}")
+                } else {
+                    format!("{scheme}://{}.{e}", opts.bucket)
+                };
+                b = b.with_endpoint(url);
+            }
+            // AWS: object_store derives the regional endpoint itself.
+            _ if opts.disable_tls => {
+                return Err(cfg("TLS cannot be disabled for AWS endpoints".to_owned()));
+            }
+            _ => {}
+        }
+        let store = b.build().map_err(|e| cfg(e.to_string()))?;
+        Ok(S3Storage {
+            store,
+            bucket: opts.bucket.clone(),
+            prefix: opts.prefix.clone(),
+            endpoint_url: opts.endpoint_url(),
+            multipart_threshold: opts.multipart_threshold,
+            multipart_part_size: opts.multipart_part_size,
+        })
+    }
+
+    /// The object key of a blob: prefix + blob ID.
+    pub fn key(&self, id: &BlobId) -> String {
+        format!("{}{}", self.prefix, id.as_str())
+    }
+
+    /// The bucket.
+    pub fn bucket(&self) -> &str {
+        &self.bucket
+    }
+
+    /// The key prefix (empty or ending in `/`).
+    pub fn prefix(&self) -> &str {
+        &self.prefix
+    }
+
+    /// `scheme://host[:port]` of the endpoint.
+    pub fn endpoint_url(&self) -> &str {
+        &self.endpoint_url
+    }
+
+    /// One cheap request (a one-key listing) to tell "bucket missing" (`NotFound`) and bad
+    /// credentials (`Auth`/`PermissionDenied`) apart from "no repository here yet", before
+    /// anyone decides to create a repository.
+    pub async fn check_bucket(&self) -> Result<()> {
+        let opts = PaginatedListOptions {
+            max_keys: Some(1),
+            ..Default::default()
+        };
+        let prefix = (!self.prefix.is_empty()).then_some(self.prefix.as_str());
+        match self.store.list_paginated(prefix, opts).await {
+            Ok(_) => Ok(()),
+            Err(object_store::Error::NotFound { source, .. }) => Err(Error::Storage {
+                storage: self.location(),
+                op: "check bucket",
+                target: self.bucket.clone(),
+                kind: ErrorKind::NotFound,
+                message: format!("bucket does not exist: {source}"),
+            }),
+            Err(e) => Err(self.map_err("check bucket", &self.bucket, e)),
+        }
+    }
+
+    fn path(&self, op: &'static str, id: &BlobId) -> Result<Path> {
+        Path::parse(self.key(id)).map_err(|e| Error::Storage {
+            storage: self.location(),
+            op,
+            target: id.to_string(),
+            kind: ErrorKind::Config,
+            message: format!("blob ID is not a valid object key: {e}"),
+        })
+    }
+
+    /// Storage description plus endpoint, for error messages.
+    fn location(&self) -> String {
+        format!("{} at {}", self.describe(), self.endpoint_url)
+    }
+
+    fn map_err(&self, op: &'static str, target: &str, e: object_store::Error) -> Error {
+        use object_store::Error as E;
+        let kind = match &e {
+            E::NotFound { .. } => ErrorKind::NotFound,
+            E::PermissionDenied { .. } => ErrorKind::PermissionDenied,
+            E::Unauthenticated { .. } => ErrorKind::Auth,
+            E::NotSupported { .. } | E::NotImplemented { .. } => ErrorKind::Unsupported,
+            E::InvalidPath { .. } | E::UnknownConfigurationKey { .. } => ErrorKind::Config,
+            E::AlreadyExists { .. } => ErrorKind::AlreadyExists,
+            E::Generic { source, .. } => generic_kind(source.as_ref()),
+            _ => ErrorKind::Other,
+        };
+        Error::Storage {
+            storage: self.location(),
+            op,
+            target: target.to_owned(),
+            kind,
+            message: e.to_string(),
+        }
+    }
+
+    fn map_read_err(&self, op: &'static str, id: &BlobId, e: object_store::Error) -> Error {
+        match e {
+            object_store::Error::NotFound { .. } => Error::BlobNotFound {
+                storage: self.describe(),
+                id: id.clone(),
+            },
+            e => self.map_err(op, id.as_str(), e),
+        }
+    }
+
+    async fn get_range(&self, id: &BlobId, path: &Path, r: Range<u64>) -> Result<Bytes> {
+        let storage = self.location();
+        if r.start >= r.end {
+            // S3 cannot express an empty range: check bounds with a HEAD.
+            let meta = self.get_metadata(id).await?;
+            check_range(&storage, id, &r, meta.length)?;
+            return Ok(Bytes::new());
+        }
+        let opts = GetOptions::new().with_range(Some(GetRange::Bounded(r.clone())));
+        let res = async { self.store.get_opts(path, opts).await?.bytes().await }.await;
+        match res {
+            Ok(data) if data.len() as u64 == r.end - r.start => Ok(data),
+            Ok(data) => {
+                // The server returned a short range: the blob is shorter than the caller thinks.
+                let meta = self.get_metadata(id).await?;
+                check_range(&storage, id, &r, meta.length)?;
+                Err(Error::Storage {
+                    storage,
+                    op: "get",
+                    target: id.to_string(),
+                    kind: ErrorKind::Corrupt,
+                    message: format!(
+                        "asked for range {}..{}, got {} bytes",
+                        r.start,
+                        r.end,
+                        data.len()
+                    ),
+                })
+            }
+            Err(e) => {
+                let err = self.map_read_err("get", id, e);
+                if matches!(err.kind(), ErrorKind::Other | ErrorKind::Corrupt) {
+                    // A range past the end (416, or a range mismatch object_store rejects):
+                    // report it as the trait says, with the real length.
+                    if let Ok(meta) = self.get_metadata(id).await {
+                        check_range(&storage, id, &r, meta.length)?;
+                    }
+                }
+                Err(err)
+            }
+        }
+    }
+}
+
+/// Classifies `object_store`'s catch-all errors. Transport failures are recognised by type
+/// (`HttpError` in the source chain). HTTP status failures come from `object_store`'s
+/// `RetryError`, which is not a public type, so its status is read from its message
+/// ("... status code: 503 ...", or "error response" for S3 errors inside a 200 reply).
+fn generic_kind(source: &(dyn std::error::Error + 'static)) -> ErrorKind {
+    let mut cur = Some(source);
+    while let Some(e) = cur {
+        if let Some(h) = e.downcast_ref::<HttpError>() {
+            return match h.kind() {
+                HttpErrorKind::Connect
+                | HttpErrorKind::Request
+                | HttpErrorKind::Timeout
+                | HttpErrorKind::Interrupted
+                | HttpErrorKind::Decode => ErrorKind::Transient,
+                _ => ErrorKind::Other,
+            };
+        }
+        cur = e.source();
+    }
+    status_kind(&source.to_string())
+}
+
+fn status_kind(msg: &str) -> ErrorKind {
+    if msg.contains("Server returned error response") {
+        return ErrorKind::Transient;
+    }
+    let status = msg
+        .split_once("status code: ")
+        .and_then(|(_, rest)| rest.get(..3))
+        .and_then(|s| s.parse::<u16>().ok());
+    match status {
+        Some(500..=599 | 429 | 408) => ErrorKind::Transient,
+        Some(401) => ErrorKind::Auth,
+        Some(403) => ErrorKind::PermissionDenied,
+        Some(404) => ErrorKind::NotFound,
+        Some(416) => ErrorKind::Corrupt,
+        _ => ErrorKind::Other,
+    }
+}
+
+#[async_trait]
+impl BlobStorage for S3Storage {
+    async fn get(&self, id: &BlobId, range: Option<Range<u64>>) -> Result<Bytes> {
+        let path = self.path("get", id)?;
+        match range {
+            Some(r) if r.start > r.end => {
+                check_range(&self.location(), id, &r, u64::MAX)?;
+                Ok(Bytes::new())
+            }
+            Some(r) => self.get_range(id, &path, r).await,
+            None => {
+                let res = async { self.store.get(&path).await?.bytes().await }.await;
+                res.map_err(|e| self.map_read_err("get", id, e))
+            }
+        }
+    }
+
+    async fn get_metadata(&self, id: &BlobId) -> Result<BlobMetadata> {
+        let path = self.path("get_metadata", id)?;
+        let meta = self
+            .store
+            .head(&path)
+            .await
+            .map_err(|e| self.map_read_err("get_metadata", id, e))?;
+        Ok(BlobMetadata {
+            id: id.clone(),
+            length: meta.size,
+            timestamp: meta.last_modified,
+        })
+    }
+
+    async fn put(&self, id: &BlobId, data: Bytes) -> Result<()> {
+        let path = self.path("put", id)?;
+        let res = if (data.len() as u64) > self.multipart_threshold {
+            async {
+                let upload = self.store.put_multipart(&path).await?;
+                let mut w = WriteMultipart::new_with_chunk_size(upload, self.multipart_part_size);
+                w.put(data);
+                // `finish` aborts the upload (removing uploaded parts) if a part or the
+                // completion fails, so no partial object can become visible.
+                w.finish().await
+            }
+            .await
+        } else {
+            self.store.put(&path, PutPayload::from(data)).await
+        };
+        res.map(|_| ())
+            .map_err(|e| self.map_err("put", id.as_str(), e))
+    }
+
+    async fn delete(&self, id: &BlobId) -> Result<()> {
+        let path = self.path("delete", id)?;
+        match self.store.delete(&path).await {
+            Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
+            Err(e) => Err(self.map_err("delete", id.as_str(), e)),
+        }
+    }
+
+    async fn list(&self, prefix: &str) -> Result<Vec<BlobMetadata>> {
+        let full = format!("{}{prefix}", self.prefix);
+        let mut out = Vec::new();
+        let mut page_token = None;
+        loop {
+            let opts = PaginatedListOptions {
+                page_token: page_token.take(),
+                ..Default::default()
+            };
+            let page = self
+                .store
+                .list_paginated((!full.is_empty()).then_some(full.as_str()), opts)
+                .await
+                .map_err(|e| self.map_err("list", prefix, e))?;
+            for o in page.result.objects {
+                let Some(id) = o.location.as_ref().strip_prefix(self.prefix.as_str()) else {
+                    continue;
+                };
+                if id == KOPIA_STORAGE_CONFIG || !id.starts_with(prefix) {
+                    continue;
+                }
+                out.push(BlobMetadata {
+                    id: BlobId::new(id),
+                    length: o.size,
+                    timestamp: o.last_modified,
+                });
+            }
+            match page.page_token {
+                Some(t) => page_token = Some(t),
+                None => break,
+            }
+        }
+        out.sort_by(|a, b| a.id.as_str().cmp(b.id.as_str()));
+        Ok(out)
+    }
+
+    fn describe(&self) -> String {
+        format!("s3://{}/{}", self.bucket, self.prefix)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn opts(url: &str, vars: &[(&str, &str)]) -> Result<S3Options> {
+        let map: HashMap<String, String> = vars
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect();
+        S3Options::from_url_and_env(url, &|k| map.get(k).cloned())
+    }
+
+    #[test]
+    fn prefix_is_normalised() {
+        for (url, prefix) in [
+            ("s3://b", ""),
+            ("s3://b/", ""),
+            ("s3://b/team/app1", "team/app1/"),
+            ("s3://b/team/app1/", "team/app1/"),
+            ("s3://b//team//app1//", "team/app1/"),
+            ("S3://b/x.y_z-1", "x.y_z-1/"),
+        ] {
+            let o = opts(url, &[]).expect(url);
+            assert_eq!(o.bucket, "b", "{url}");
+            assert_eq!(o.prefix, prefix, "{url}");
+        }
+        for bad in ["s3://b/a b", "s3://b/../x", "s3://b/./x", "s3://b/a?x=1"] {
+            let e = opts(bad, &[]).expect_err(bad);
+            assert_eq!(e.kind(), ErrorKind::Config, "{bad}");
+        }
+        let o = opts("s3://b/url", &[("ARKIV_S3_PREFIX", "/env/p")]).expect("env prefix");
+        assert_eq!(o.prefix, "env/p/");
+    }
+
+    #[test]
+    fn url_errors() {
+        assert_eq!(
+            opts("filesystem:///x", &[]).expect_err("scheme").kind(),
+            ErrorKind::Config
+        );
+        let e = opts("", &[]).expect_err("no bucket");
+        assert!(e.to_string().contains("KOPIA_S3_BUCKET"), "{e}");
+        assert_eq!(
+            opts("s3://", &[]).expect_err("empty bucket").kind(),
+            ErrorKind::Config
+        );
+        let o = opts("", &[("KOPIA_S3_BUCKET", "kb")]).expect("bucket from env");
+        assert_eq!((o.bucket.as_str(), o.prefix.as_str()), ("kb", ""));
+    }
+
+    #[test]
+    fn bucket_precedence() {
+        let o = opts("s3://urlb/p", &[("KOPIA_S3_BUCKET", "kb")]).expect("ok");
+        assert_eq!(o.bucket, "kb");
+        assert_eq!(o.prefix, "p/", "URL path still gives the prefix");
+        let o = opts(
+            "s3://urlb",
+            &[("KOPIA_S3_BUCKET", "kb"), ("ARKIV_S3_BUCKET", "ab")],
+        )
+        .expect("ok");
+        assert_eq!(o.bucket, "ab");
+        let o = opts("s3://urlb", &[("KOPIA_S3_BUCKET", "")]).expect("empty = unset");
+        assert_eq!(o.bucket, "urlb");
+    }
+
+    #[test]
+    fn endpoint_scheme_is_stripped_and_does_not_choose_tls() {
+        for (raw, host) in [
+            ("minio.lan:9000", "minio.lan:9000"),
+            ("http://minio.lan:9000", "minio.lan:9000"),
+            ("HTTPS://minio.lan/", "minio.lan"),
+        ] {
+            let o = opts("s3://b", &[("KOPIA_S3_ENDPOINT", raw)]).expect(raw);
+            assert_eq!(o.endpoint.as_deref(), Some(host));
+            assert!(!o.disable_tls, "{raw}: TLS stays on");
+            assert_eq!(o.endpoint_url(), format!("https://{host}"));
+        }
+        let e = opts("s3://b", &[("KOPIA_S3_ENDPOINT", "http://h/path")]).expect_err("path");
+        assert_eq!(e.kind(), ErrorKind::Config);
+        let o = opts(
+            "s3://b",
+            &[
+                ("AWS_S3_ENDPOINT", "aws-ep"),
+                ("KOPIA_S3_ENDPOINT", "kopia-ep"),
+                ("ARKIV_S3_ENDPOINT", "arkiv-ep"),
+            ],
+        )
+        .expect("ok");
+        assert_eq!(o.endpoint.as_deref(), Some("arkiv-ep"));
+        let o = opts(
+            "s3://b",
+            &[
+                ("AWS_S3_ENDPOINT", "aws-ep"),
+                ("KOPIA_S3_ENDPOINT", "kopia-ep"),
+            ],
+        )
+        .expect("ok");
+        assert_eq!(o.endpoint.as_deref(), Some("kopia-ep"));
+    }
+
+    #[test]
+    fn tls_flag() {
+        let tls = |vars: &[(&str, &str)]| opts("s3://b", vars).map(|o| o.disable_tls);
+        assert!(!tls(&[]).expect("default"));
+        assert!(tls(&[("KOPIA_S3_DISABLE_TLS", "true")]).expect("kopia"));
+        assert!(tls(&[("AWS_S3_DISABLE_TLS", "TRUE")]).expect("aws"));
+        assert!(!tls(&[("KOPIA_S3_DISABLE_TLS", "false")]).expect("false"));
+        assert!(
+            !tls(&[
+                ("KOPIA_S3_DISABLE_TLS", "true"),
+                ("ARKIV_S3_DISABLE_TLS", "false")
+            ])
+            .expect("arkiv overrides")
+        );
+        let e = tls(&[("KOPIA_S3_DISABLE_TLS", "maybe")]).expect_err("bad bool");
+        assert!(e.to_string().contains("KOPIA_S3_DISABLE_TLS"), "{e}");
+    }
+
+    #[test]
+    fn region_credentials_ca_precedence() {
+        let o = opts(
+            "s3://b",
+            &[
+                ("AWS_DEFAULT_REGION", "eu-west-1"),
+                ("AWS_REGION", "eu-central-1"),
+                ("AWS_ACCESS_KEY_ID", "AK"),
+                ("AWS_SECRET_ACCESS_KEY", "SK"),
+                ("AWS_SESSION_TOKEN", "ST"),
+                ("KOPIA_CUSTOM_CA", "/k.pem"),
+                ("CUSTOM_CA", "/c.pem"),
+            ],
+        )
+        .expect("ok");
+        assert_eq!(o.region.as_deref(), Some("eu-central-1"));
+        assert_eq!(o.access_key_id.as_deref(), Some("AK"));
+        assert_eq!(o.secret_access_key.as_deref(), Some("SK"));
+        assert_eq!(o.session_token.as_deref(), Some("ST"));
+        assert_eq!(o.ca_bundle, Some(PathBuf::from("/c.pem")));
+        let dbg = format!("{o:?}");
+        assert!(!dbg.contains("SK") && !dbg.contains("ST"), "{dbg}");
+
+        let o = opts(
+            "s3://b",
+            &[
+                ("AWS_DEFAULT_REGION", "eu-west-1"),
+                ("ARKIV_S3_REGION", "local"),
+                ("AWS_ACCESS_KEY_ID", "AK"),
+                ("ARKIV_S3_ACCESS_KEY_ID", "AK2"),
+                ("KOPIA_CUSTOM_CA", "/k.pem"),
+                ("ARKIV_S3_CA_BUNDLE", "/a.pem"),
+                ("ARKIV_S3_PATH_STYLE", "false"),
+            ],
+        )
+        .expect("ok");
+        assert_eq!(o.region.as_deref(), Some("local"));
+        assert_eq!(o.access_key_id.as_deref(), Some("AK2"));
+        assert_eq!(o.ca_bundle, Some(PathBuf::from("/a.pem")));
+        assert_eq!(o.path_style, Some(false));
+        let o = opts("s3://b", &[("AWS_DEFAULT_REGION", "eu-west-1")]).expect("ok");
+        assert_eq!(o.region.as_deref(), Some("eu-west-1"));
+    }
+
+    #[test]
+    fn storage_construction() {
+        let mut o = opts(
+            "s3://bkt/team/app1",
+            &[
+                ("KOPIA_S3_ENDPOINT", "127.0.0.1:9"),
+                ("KOPIA_S3_DISABLE_TLS", "true"),
+            ],
+        )
+        .expect("ok");
+        let e = S3Storage::new(o.clone()).expect_err("no credentials");
+        assert_eq!(e.kind(), ErrorKind::Config);
+        assert!(e.to_string().contains("AWS_ACCESS_KEY_ID"), "{e}");
+
+        o.access_key_id = Some("a".into());
+        o.secret_access_key = Some("s".into());
+        let s = S3Storage::new(o.clone()).expect("storage");
+        assert_eq!(s.key(&BlobId::new("p0123-s1")), "team/app1/p0123-s1");
+        assert_eq!(s.describe(), "s3://bkt/team/app1/");
+        assert_eq!(s.endpoint_url(), "http://127.0.0.1:9");
+
+        o.multipart_part_size = 1024;
+        assert_eq!(
+            S3Storage::new(o.clone()).expect_err("part").kind(),
+            ErrorKind::Config
+        );
+        o.multipart_part_size = MIN_PART_SIZE;
+        o.ca_bundle = Some(PathBuf::from("/nonexistent/ca.pem"));
+        let e = S3Storage::new(o).expect_err("ca");
+        assert!(e.to_string().contains("/nonexistent/ca.pem"), "{e}");
+    }
+
+    #[test]
+    fn status_classification() {
+        let msg = |s: &str| {
+            format!(
+                "Error performing GET http://h/b/k in 1s - Server returned non-2xx status code: {s}: <Error/>"
+            )
+        };
+        assert_eq!(
+            status_kind(&msg("503 Service Unavailable")),
+            ErrorKind::Transient
+        );
+        assert_eq!(
+            status_kind(&msg("500 Internal Server Error")),
+            ErrorKind::Transient
+        );
+        assert_eq!(
+            status_kind(&msg("429 Too Many Requests")),
+            ErrorKind::Transient
+        );
+        assert_eq!(status_kind(&msg("400 Bad Request")), ErrorKind::Other);
+        assert_eq!(
+            status_kind(&msg("416 Range Not Satisfiable")),
+            ErrorKind::Corrupt
+        );
+        assert_eq!(
+            status_kind("Server returned error response: <Code>SlowDown</Code>"),
+            ErrorKind::Transient
+        );
+        assert_eq!(status_kind("something else"), ErrorKind::Other);
+    }
+}
