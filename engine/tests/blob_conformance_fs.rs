@@ -1,10 +1,6 @@
 //! The blob-storage conformance suite against the filesystem backend.
 //!
-//! DISABLED with `#![cfg(any())]` until `blob::filesystem::FilesystemStorage` lands (the
-//! storage branch was written in parallel with it). To enable: delete the `#![cfg(any())]`
-//! line below; nothing else should need to change if the constructors are
-//! `FilesystemStorage::create(path) -> Result<Self>` and `open(path) -> Result<Self>`.
-
+//! Also checks the kopia layout on disk (sharded paths, `.f` suffix).
 
 #[path = "support/conformance.rs"]
 mod conformance;
