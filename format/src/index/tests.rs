@@ -576,6 +576,25 @@ proptest! {
     }
 
     #[test]
+    fn shards_partition_by_fnv(entries in prop::collection::vec(arb_info(3), 1..80), size in 1usize..30) {
+        let unique = expected_unique(&entries);
+        let shards = build_v2_shards(entries, size).unwrap();
+        let n = unique.len().div_ceil(size) as u32;
+        let mut seen = Vec::new();
+        for s in shards {
+            let got = all(&IndexReader::parse(s).unwrap());
+            prop_assert!(!got.is_empty());
+            let bucket = |e: &Info| fnv1a32(e.content_id.to_string().as_bytes()) % n.max(1);
+            if n > 1 {
+                prop_assert!(got.iter().all(|e| bucket(e) == bucket(&got[0])));
+            }
+            seen.extend(got);
+        }
+        seen.sort_by_key(|e| e.content_id);
+        prop_assert_eq!(seen, unique);
+    }
+
+    #[test]
     fn random_bytes_never_panic(mut bytes in prop::collection::vec(any::<u8>(), 0..400), v in 1u8..=2) {
         if let Some(b) = bytes.first_mut() { *b = v; }
         if let Ok(r) = IndexReader::parse(bytes) {

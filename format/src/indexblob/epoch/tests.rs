@@ -310,3 +310,30 @@ fn many_chained_ranges_do_not_recurse() {
     let st = EpochState::from_listing(&l);
     assert_eq!(st.longest_range_checkpoints.len(), 20_000);
 }
+
+// Names from the kopia-written fixtures (shared/kopia/fixtures/expected/repo-?.blob-list.txt,
+// kopia 0.20.1, written 2026-11-22).
+#[test]
+fn kopia_fixture_listings() {
+    let repo_a = [
+        "xn0_00ffc6be8985af0789196e0199fcde69-sbcb94eb192395a06147-c1",
+        "xn0_c5a5a85fd68f8f14d6f1c1899cf4d0ee-s070604cc32d2924c147-c1",
+        "xn0_c7ae3922e89f33ef8e724b7ea3de06cc-sc0778c32239ee8b4147-c1",
+        "xn0_d8bd249519aa10ec539c8b11ad2f21c7-sb654f1d6a8a0b4d9147-c1",
+    ];
+    let st = EpochState::from_listing(&listing(&repo_a));
+    assert_eq!((st.write_epoch, st.deletion_watermark), (0, None));
+    assert_eq!(live(&repo_a), repo_a);
+    for id in repo_a {
+        assert_eq!(epoch_number_from_blob_id(id), Some(0));
+        assert_eq!(first_complete_set(&[id]).unwrap(), [&id]);
+    }
+    // Their session IDs end in the session epoch of 2026-11-22: 0x147.
+    let now = DateTime::parse_from_rfc3339("2026-11-22T00:23:01Z").unwrap();
+    let sid = session_id(
+        [0xbc, 0xb9, 0x4e, 0xb1, 0x92, 0x39, 0x5a, 0x06],
+        now.to_utc(),
+    );
+    assert_eq!(sid, "sbcb94eb192395a06147");
+    assert!(repo_a[0].ends_with(&format!("-{}", session_set_suffix(&sid, 1))));
+}
