@@ -4,6 +4,7 @@
 //! engine, and maps errors to exit codes. No format or storage logic lives here.
 
 pub mod cli;
+pub mod env;
 pub mod exit;
 pub mod location;
 pub mod output;
