@@ -35,7 +35,7 @@
 //!
 //! | Variable | Default | What arkiv does |
 //! |---|---|---|
-//! | argv[1] | — | `backup` / `restore` (see above) |
+//! | first argument | — | `backup` / `restore` (see above) |
 //! | `DIRECTION` | unset | `source` / `destination` / `maintenance`; wins over argv |
 //! | `DATA_DIR` | — (required for backup/restore) | files are read from / restored into it |
 //! | `KOPIA_PASSWORD` | — (required) | repository password ([`Secret`]) |

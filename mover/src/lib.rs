@@ -8,6 +8,7 @@ pub mod env;
 pub mod exit;
 pub mod location;
 pub mod output;
+pub mod report;
 
 /// Installs the stderr logger (`ARKIV_LOG` filters, default `warn`).
 pub fn init_logging() {
