@@ -4,12 +4,14 @@
 //! engine, and maps errors to exit codes. No format or storage logic lives here.
 
 pub mod cli;
+pub mod env;
 pub mod exit;
 pub mod location;
 pub mod output;
 pub mod policy;
 pub mod signals;
 pub mod write;
+pub mod report;
 
 /// Installs the stderr logger (`ARKIV_LOG` filters, default `warn`).
 pub fn init_logging() {

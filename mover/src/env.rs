@@ -1,0 +1,1134 @@
+//! VolSync's Kopia mover environment, turned into a typed [`MoverConfig`].
+//!
+//! The VolSync operator (the `perfectra1n/volsync` fork, see `MOVER-CONTRACT.md`) starts
+//! `/mover-kopia/entry.sh` with argv `backup` or `restore`, or with `DIRECTION=maintenance`
+//! and no arguments, and passes everything else through environment variables. This module
+//! reads those variables with the same names and defaults, and nothing else: it does no I/O
+//! (the caller checks that directories exist, that the CA file is readable, …), so every rule
+//! is unit-tested.
+//!
+//! Conventions, as in the script: an empty variable counts as unset; booleans are true only for
+//! `true` (any case; other non-empty values other than `false` add a warning); numbers may be
+//! surrounded by blanks. Non-fatal oddities end up in [`MoverConfig::warnings`] for the caller
+//! to print as `WARN:` lines.
+//!
+//! # Operation
+//!
+//! `DIRECTION` wins when it is `source` (backup), `destination` (restore) or `maintenance`;
+//! any other non-empty `DIRECTION` is ignored with a warning. Otherwise the single argument
+//! decides: `backup` or `restore`. No argument, several arguments or an unknown one is a usage
+//! error (exit 2). `maintenance` as an argument is refused with exit 1, as the script does
+//! (maintenance runs only through the KopiaMaintenance CRD's `DIRECTION=maintenance`).
+//!
+//! # Repository (contract §5)
+//!
+//! The first match wins, in the script's order: S3 (`KOPIA_S3_BUCKET`, or `KOPIA_REPOSITORY`
+//! starting with `s3://`); Azure (`KOPIA_AZURE_CONTAINER`); GCS (`KOPIA_GCS_BUCKET`); filesystem
+//! (`KOPIA_REPOSITORY=filesystem:///abs/path`, else the legacy `KOPIA_FS_PATH`, else a bare
+//! absolute path in `KOPIA_REPOSITORY`); B2 (`KOPIA_B2_BUCKET`); WebDAV (`WEBDAV_URL`); SFTP
+//! (`SFTP_HOST`); rclone (`RCLONE_REMOTE_PATH`); Google Drive (`GOOGLE_DRIVE_FOLDER_ID`); then the
+//! scheme of `KOPIA_REPOSITORY` (`gcs://`, `azure://`, …). arkiv supports S3 and filesystem;
+//! every other backend is [`ConfigError::UnsupportedBackend`], one line, exit 1. Nothing at all
+//! is [`ConfigError::NoRepository`].
+//!
+//! # Variables
+//!
+//! | Variable | Default | What arkiv does |
+//! |---|---|---|
+//! | first argument | — | `backup` / `restore` (see above) |
+//! | `DIRECTION` | unset | `source` / `destination` / `maintenance`; wins over argv |
+//! | `DATA_DIR` | — (required for backup/restore) | files are read from / restored into it |
+//! | `KOPIA_PASSWORD` | — (required) | repository password ([`Secret`]) |
+//! | `KOPIA_REPOSITORY` | — | `s3://bucket[/prefix]` or `filesystem:///path`; other schemes unsupported |
+//! | `KOPIA_FS_PATH` | unset | legacy alias: filesystem repository path when `KOPIA_REPOSITORY` names none |
+//! | `KOPIA_S3_BUCKET` | bucket of the `s3://` URL | S3 bucket (wins over the URL's; the URL's prefix is still used) |
+//! | `KOPIA_S3_ENDPOINT` ▸ `AWS_S3_ENDPOINT` | `s3.amazonaws.com` | S3 endpoint; a leading `http://`/`https://` is stripped and does not change TLS |
+//! | `KOPIA_S3_DISABLE_TLS`, `AWS_S3_DISABLE_TLS` | false | either `true` ⇒ plain HTTP |
+//! | `AWS_REGION` ▸ `AWS_DEFAULT_REGION` | unset | S3 region |
+//! | `AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY`, `AWS_SESSION_TOKEN` | unset | S3 credentials ([`Secret`]) |
+//! | `AWS_PROFILE` | unset | ignored (the script ignores it too) |
+//! | `CUSTOM_CA` ▸ `KOPIA_CUSTOM_CA` | unset | CA bundle for S3 TLS (alias per contract §11; the CRD sets the latter for maintenance) |
+//! | `KOPIA_OVERRIDE_USERNAME`, `KOPIA_OVERRIDE_HOSTNAME` | — (required for backup/restore) | snapshot identity `user@host:path` |
+//! | `KOPIA_SOURCE_PATH_OVERRIDE` | `/data` | path of the identity (must be absolute); files are still read from `DATA_DIR` |
+//! | `KOPIA_CACHE_DIR` | `/cache` | arkiv's config and caches live under it |
+//! | `KOPIA_CACHE_CAPACITY_BYTES` | 8589934592 (8 GiB) | size of the cache volume; bounds the caches and diagnostics |
+//! | `KOPIA_METADATA_CACHE_SIZE_LIMIT_MB` | unset (engine default) | metadata cache limit, MiB; non-numeric ⇒ warning, ignored |
+//! | `KOPIA_CONTENT_CACHE_SIZE_LIMIT_MB` | unset (engine default) | content cache limit, MiB; non-numeric ⇒ warning, ignored |
+//! | `KOPIA_SKIP_CACHE_CONFIG` | false | carried; arkiv applies its cache limits on every run, which is cheap |
+//! | `KOPIA_FORCE_CACHE_REBUILD` | false | `true` ⇒ discard the local cache before connecting |
+//! | `KOPIA_MANUAL_CONFIG` | unset | JSON; see [`ManualConfig`] for the keys used; others ⇒ warnings |
+//! | `KOPIA_ADDITIONAL_ARGS` | empty | split on the literal `|VOLSYNC_ARG_SEP|`, empty pieces dropped; for the snapshot/restore step only |
+//! | `KOPIA_COMPRESSION` | unset | compression of new snapshots (name checked by the engine) |
+//! | `KOPIA_PARALLELISM` | unset (engine default) | upload parallelism; `0` = engine default; junk ⇒ error |
+//! | `KOPIA_RETAIN_LATEST/HOURLY/DAILY/WEEKLY/MONTHLY/YEARLY` | unset (Kopia defaults 10/48/7/4/24/3 apply) | retention policy of the snapshot's source, applied after the backup; junk ⇒ warning, ignored |
+//! | `KOPIA_BEFORE_SNAPSHOT`, `KOPIA_AFTER_SNAPSHOT` | unset | shell snippets around the snapshot (before failing ⇒ exit 1, after failing ⇒ warning) |
+//! | `KOPIA_PREVIOUS` | 0 | restore: skip this many newest eligible snapshots; junk ⇒ error |
+//! | `KOPIA_RESTORE_AS_OF` | unset | restore: newest snapshot started at or before this RFC 3339 time (any offset); junk ⇒ error |
+//! | `KOPIA_SHALLOW` | unset | carried; it never changes which snapshot the script picks, nor arkiv's |
+//! | `KOPIA_ENABLE_FILE_DELETION` | false | restore: remove files absent from the snapshot, only once a snapshot is selected |
+//! | `KOPIA_DISCOVER_SNAPSHOTS` | false (VolSync sets `true` for restores) | print the discovery block when nothing is restored |
+//! | `ARKIV_FAIL_IF_NO_SNAPSHOT` | false | restore: no eligible snapshot ⇒ exit 1 instead of 0 |
+//! | `ARKIV_MAINTENANCE_OWNER` ▸ `KOPIA_OVERRIDE_MAINTENANCE_USERNAME` | `maintenance@volsync` | maintenance owner; `user` means `user@volsync` |
+//! | `KOPIA_LOG_LEVEL`, `KOPIA_FILE_LOG_LEVEL` | `info`, `info` | console / file log levels |
+//! | `KOPIA_LOG_DIR_MAX_FILES`, `KOPIA_LOG_DIR_MAX_AGE` | 3, `4h` | bounds of the log directory under the cache |
+//! | `KOPIA_CONTENT_LOG_DIR_MAX_FILES`, `KOPIA_CONTENT_LOG_DIR_MAX_AGE` | 3, `4h` | same for content logs |
+//! | `KOPIA_CONFIG_PATH`, `KOPIA_GLOBAL_POLICY_FILE`, `KOPIA_REPOSITORY_CONFIG_FILE` | unset | policy files mounted by `policyConfig`; carried for the runner |
+//! | `KOPIA_STRUCTURED_REPOSITORY_CONFIG` | unset | not supported: warning, the backend variables are used instead |
+//! | `DEBUG_MOVER` | unset | `1` ⇒ sleep until `/tmp/exit-debug-if-removed` is deleted, then exit 0 |
+//! | `PRIVILEGED_MOVER` | unset | carried; unused (the script ignores it too) |
+//! | `HTTP_PROXY`▸`http_proxy`, `HTTPS_PROXY`▸`https_proxy`, `NO_PROXY`▸`no_proxy` | unset | proxies for the S3 client ([`Secret`]: URLs may hold credentials) |
+//! | `version`, `builddate` | unset | printed in the start-up banner |
+
+use std::fmt;
+use std::path::{Component, Path, PathBuf};
+use std::time::Duration;
+
+use chrono::{DateTime, FixedOffset, Utc};
+
+/// The literal separator VolSync puts between `additionalArgs`.
+pub const ARG_SEPARATOR: &str = "|VOLSYNC_ARG_SEP|";
+/// `KOPIA_CACHE_DIR` when unset (VolSync always sets it to this).
+pub const DEFAULT_CACHE_DIR: &str = "/cache";
+/// `KOPIA_CACHE_CAPACITY_BYTES` when unset: 8 GiB, the emptyDir size VolSync uses by default.
+pub const DEFAULT_CACHE_CAPACITY_BYTES: u64 = 8 * 1024 * 1024 * 1024;
+/// The snapshot path when `KOPIA_SOURCE_PATH_OVERRIDE` is unset: where VolSync mounts a source.
+pub const DEFAULT_SOURCE_PATH: &str = "/data";
+/// The S3 endpoint when neither `KOPIA_S3_ENDPOINT` nor `AWS_S3_ENDPOINT` is set.
+pub const DEFAULT_S3_ENDPOINT: &str = "s3.amazonaws.com";
+/// Maintenance owner user name when nothing overrides it.
+pub const DEFAULT_MAINTENANCE_USER: &str = "maintenance";
+/// Maintenance owner host name, also used when an override gives only a user name.
+pub const DEFAULT_MAINTENANCE_HOST: &str = "volsync";
+
+/// What the mover was asked to do.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Operation {
+    /// argv `backup` or `DIRECTION=source`.
+    Backup,
+    /// argv `restore` or `DIRECTION=destination`.
+    Restore,
+    /// `DIRECTION=maintenance` (KopiaMaintenance jobs).
+    Maintenance,
+}
+
+impl Operation {
+    /// `backup`, `restore` or `maintenance` (the JSON result's `operation`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Operation::Backup => "backup",
+            Operation::Restore => "restore",
+            Operation::Maintenance => "maintenance",
+        }
+    }
+
+    /// The matching `DIRECTION` value: `source`, `destination` or `maintenance`.
+    pub fn direction(self) -> &'static str {
+        match self {
+            Operation::Backup => "source",
+            Operation::Restore => "destination",
+            Operation::Maintenance => "maintenance",
+        }
+    }
+}
+
+impl fmt::Display for Operation {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A value that must never be printed. `Debug` shows `<redacted>`; there is no `Display`.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    /// Wraps a secret value.
+    pub fn new(value: impl Into<String>) -> Secret {
+        Secret(value.into())
+    }
+
+    /// The secret itself, for handing to the engine.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("<redacted>")
+    }
+}
+
+/// Where the repository lives.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum RepositoryTarget {
+    /// A directory (local disk, NFS, a `moverVolumes` PVC under `/mnt`).
+    Filesystem {
+        /// Absolute path without `..` components.
+        path: PathBuf,
+    },
+    /// An S3-compatible bucket.
+    S3(S3Target),
+}
+
+impl RepositoryTarget {
+    /// `filesystem:///path` or `s3://bucket/prefix` (no credentials), for log lines.
+    pub fn describe(&self) -> String {
+        match self {
+            RepositoryTarget::Filesystem { path } => format!("filesystem://{}", path.display()),
+            RepositoryTarget::S3(s3) => {
+                format!("s3://{}/{} at {}", s3.bucket, s3.prefix, s3.endpoint)
+            }
+        }
+    }
+}
+
+/// S3 settings, resolved as the script resolves them (contract §3.2).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct S3Target {
+    /// `KOPIA_S3_BUCKET`, else the bucket of the `s3://` URL.
+    pub bucket: String,
+    /// Object key prefix: the path of the `s3://` URL with `//` collapsed and a trailing `/`
+    /// added; empty when the URL has no path.
+    pub prefix: String,
+    /// Host (and port) only: any `http://`/`https://` given is stripped.
+    pub endpoint: String,
+    /// `KOPIA_S3_DISABLE_TLS` or `AWS_S3_DISABLE_TLS` is `true`.
+    pub disable_tls: bool,
+    /// `AWS_REGION`, else `AWS_DEFAULT_REGION`.
+    pub region: Option<String>,
+    /// `AWS_ACCESS_KEY_ID`.
+    pub access_key_id: Option<Secret>,
+    /// `AWS_SECRET_ACCESS_KEY`.
+    pub secret_access_key: Option<Secret>,
+    /// `AWS_SESSION_TOKEN`.
+    pub session_token: Option<Secret>,
+    /// `CUSTOM_CA`, else `KOPIA_CUSTOM_CA`: a PEM file of extra roots. The runner uses it only
+    /// if the file exists, as the script does.
+    pub ca_bundle: Option<PathBuf>,
+}
+
+/// A snapshot source: `user@host:path`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Identity {
+    /// `KOPIA_OVERRIDE_USERNAME`.
+    pub username: String,
+    /// `KOPIA_OVERRIDE_HOSTNAME`.
+    pub hostname: String,
+    /// `KOPIA_SOURCE_PATH_OVERRIDE`, else `/data`.
+    pub path: String,
+}
+
+impl fmt::Display for Identity {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}@{}:{}", self.username, self.hostname, self.path)
+    }
+}
+
+/// A client identity without a path (`user@host`), e.g. the maintenance owner.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ClientId {
+    /// User name.
+    pub username: String,
+    /// Host name.
+    pub hostname: String,
+}
+
+impl fmt::Display for ClientId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}@{}", self.username, self.hostname)
+    }
+}
+
+/// The cache directory and its limits.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CacheSettings {
+    /// `KOPIA_CACHE_DIR` (default `/cache`).
+    pub dir: PathBuf,
+    /// `KOPIA_CACHE_CAPACITY_BYTES` (default 8 GiB).
+    pub capacity_bytes: u64,
+    /// `KOPIA_METADATA_CACHE_SIZE_LIMIT_MB`; `None` = engine default.
+    pub metadata_limit_mb: Option<u64>,
+    /// `KOPIA_CONTENT_CACHE_SIZE_LIMIT_MB`; `None` = engine default.
+    pub content_limit_mb: Option<u64>,
+    /// `KOPIA_SKIP_CACHE_CONFIG=true`: the controller saw the same limits applied last time.
+    pub skip_reconfigure: bool,
+    /// `KOPIA_FORCE_CACHE_REBUILD=true`: discard the local cache before connecting.
+    pub force_rebuild: bool,
+}
+
+impl CacheSettings {
+    /// arkiv's client configuration file, beside the caches (`/cache/arkiv.config`), so a cache
+    /// PVC keeps it between runs the way it keeps Kopia's `kopia.config`.
+    pub fn config_file(&self) -> PathBuf {
+        self.dir.join("arkiv.config")
+    }
+
+    /// The bounded log directory (`/cache/logs`).
+    pub fn log_dir(&self) -> PathBuf {
+        self.dir.join("logs")
+    }
+}
+
+/// `KOPIA_RETAIN_*`: how many snapshots of each kind to keep; `None` leaves the policy's value.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Retention {
+    /// `KOPIA_RETAIN_LATEST` (Kopia `--keep-latest`).
+    pub latest: Option<u32>,
+    /// `KOPIA_RETAIN_HOURLY`.
+    pub hourly: Option<u32>,
+    /// `KOPIA_RETAIN_DAILY`.
+    pub daily: Option<u32>,
+    /// `KOPIA_RETAIN_WEEKLY`.
+    pub weekly: Option<u32>,
+    /// `KOPIA_RETAIN_MONTHLY`.
+    pub monthly: Option<u32>,
+    /// `KOPIA_RETAIN_YEARLY` (Kopia `--keep-annual`).
+    pub annual: Option<u32>,
+}
+
+impl Retention {
+    /// True when no `KOPIA_RETAIN_*` is set (Kopia's defaults then apply).
+    pub fn is_empty(&self) -> bool {
+        *self == Retention::default()
+    }
+}
+
+/// Which snapshot a restore picks.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct RestoreSelection {
+    /// `KOPIA_PREVIOUS`: skip this many of the newest eligible snapshots (0 = newest).
+    pub previous: u32,
+    /// `KOPIA_RESTORE_AS_OF`: only snapshots whose start time is at or before this instant.
+    pub restore_as_of: Option<DateTime<FixedOffset>>,
+    /// `KOPIA_SHALLOW`: carried for completeness; the script's window always starts at
+    /// `previous`, so it never changes the pick, and arkiv ignores it.
+    pub shallow: Option<u32>,
+}
+
+impl RestoreSelection {
+    /// Picks among start times given newest first: filters by `restore_as_of` (comparing
+    /// instants, so any offset works), then skips `previous`. Returns the index into the input.
+    pub fn select(&self, start_times_newest_first: &[DateTime<Utc>]) -> Option<usize> {
+        start_times_newest_first
+            .iter()
+            .enumerate()
+            .filter(|(_, t)| self.restore_as_of.is_none_or(|as_of| **t <= as_of))
+            .nth(usize::try_from(self.previous).ok()?)
+            .map(|(i, _)| i)
+    }
+}
+
+/// The keys of `KOPIA_MANUAL_CONFIG` that map to arkiv settings. They apply only when arkiv
+/// creates a repository (as in the script). Other keys — `compression.minSize`,
+/// `compression.maxSize`, `caching.maxCacheSize` (no such Kopia v0.22 flags exist either) and
+/// anything unknown — are ignored with a warning.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ManualConfig {
+    /// `encryption.algorithm`: the new repository's encryption (e.g. `AES256-GCM-HMAC-SHA256`).
+    pub encryption: Option<String>,
+    /// `splitter.algorithm`: the new repository's splitter (e.g. `DYNAMIC-4M-BUZHASH`).
+    pub splitter: Option<String>,
+    /// `compression.algorithm`: the new repository's global-policy compression
+    /// (`KOPIA_COMPRESSION` still wins for the backed-up source).
+    pub compression: Option<String>,
+}
+
+/// Logging knobs (contract §3.4; VolSync sets them only for maintenance jobs).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LogSettings {
+    /// `KOPIA_LOG_LEVEL` (default `info`).
+    pub level: String,
+    /// `KOPIA_FILE_LOG_LEVEL` (default `info`); `debug` also enables `DEBUG:` lines.
+    pub file_level: String,
+    /// `KOPIA_LOG_DIR_MAX_FILES` (default 3).
+    pub max_files: u32,
+    /// `KOPIA_LOG_DIR_MAX_AGE` (default 4 h; Go duration syntax).
+    pub max_age: Duration,
+    /// `KOPIA_CONTENT_LOG_DIR_MAX_FILES` (default 3).
+    pub content_max_files: u32,
+    /// `KOPIA_CONTENT_LOG_DIR_MAX_AGE` (default 4 h).
+    pub content_max_age: Duration,
+}
+
+/// `policyConfig` inputs.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct PolicyFiles {
+    /// `KOPIA_CONFIG_PATH` (`/kopia-config`).
+    pub config_dir: Option<PathBuf>,
+    /// `KOPIA_GLOBAL_POLICY_FILE`.
+    pub global_policy_file: Option<PathBuf>,
+    /// `KOPIA_REPOSITORY_CONFIG_FILE`.
+    pub repository_config_file: Option<PathBuf>,
+    /// `KOPIA_STRUCTURED_REPOSITORY_CONFIG`: inline JSON that may hold storage credentials.
+    /// Not supported yet (a warning says so).
+    pub structured_repository_config: Option<Secret>,
+}
+
+/// Proxy variables, upper case winning over lower case.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ProxySettings {
+    /// `HTTP_PROXY` ▸ `http_proxy`.
+    pub http: Option<Secret>,
+    /// `HTTPS_PROXY` ▸ `https_proxy`.
+    pub https: Option<Secret>,
+    /// `NO_PROXY` ▸ `no_proxy`.
+    pub no_proxy: Option<String>,
+}
+
+/// Everything the mover needs, read once at start.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct MoverConfig {
+    /// Backup, restore or maintenance.
+    pub operation: Operation,
+    /// The repository.
+    pub repository: RepositoryTarget,
+    /// `KOPIA_PASSWORD`.
+    pub password: Secret,
+    /// The snapshot source. Always `Some` for backup and restore (`from_env` fails otherwise);
+    /// for maintenance only when both override variables happen to be set.
+    pub identity: Option<Identity>,
+    /// `DATA_DIR`: read by backup, written by restore. Always `Some` for backup and restore.
+    pub data_dir: Option<PathBuf>,
+    /// Cache directory and limits.
+    pub cache: CacheSettings,
+    /// `KOPIA_COMPRESSION`.
+    pub compression: Option<String>,
+    /// `KOPIA_PARALLELISM`; `None` or `Some(0)` = engine default.
+    pub parallelism: Option<u32>,
+    /// `KOPIA_RETAIN_*`.
+    pub retention: Retention,
+    /// `KOPIA_BEFORE_SNAPSHOT`.
+    pub before_snapshot: Option<String>,
+    /// `KOPIA_AFTER_SNAPSHOT`.
+    pub after_snapshot: Option<String>,
+    /// `KOPIA_PREVIOUS`, `KOPIA_RESTORE_AS_OF`, `KOPIA_SHALLOW`.
+    pub restore_selection: RestoreSelection,
+    /// `KOPIA_ENABLE_FILE_DELETION`.
+    pub enable_file_deletion: bool,
+    /// `KOPIA_DISCOVER_SNAPSHOTS`.
+    pub discover_snapshots: bool,
+    /// `ARKIV_FAIL_IF_NO_SNAPSHOT`.
+    pub fail_if_no_snapshot: bool,
+    /// `ARKIV_MAINTENANCE_OWNER` ▸ `KOPIA_OVERRIDE_MAINTENANCE_USERNAME` ▸ `maintenance@volsync`.
+    pub maintenance_owner: ClientId,
+    /// `KOPIA_ADDITIONAL_ARGS`, split on [`ARG_SEPARATOR`], empty pieces dropped.
+    pub additional_args: Vec<String>,
+    /// `KOPIA_MANUAL_CONFIG`, the keys arkiv uses.
+    pub manual_config: ManualConfig,
+    /// Logging knobs.
+    pub log: LogSettings,
+    /// `policyConfig` inputs.
+    pub policy_files: PolicyFiles,
+    /// Proxies.
+    pub proxy: ProxySettings,
+    /// `DEBUG_MOVER=1`.
+    pub debug_mover: bool,
+    /// `PRIVILEGED_MOVER=1`: unused (the script ignores it too).
+    pub privileged_mover: bool,
+    /// `version` (image build).
+    pub version: Option<String>,
+    /// `builddate` (image build).
+    pub build_date: Option<String>,
+    /// Non-fatal problems, one line each, for the caller to print as `WARN:` lines.
+    pub warnings: Vec<String>,
+}
+
+/// Why the environment cannot be used. [`ConfigError::exit_code`] gives the contract's code.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ConfigError {
+    /// argv names no operation and `DIRECTION` is unset.
+    #[error(
+        "no operation given: expected argument backup or restore, or DIRECTION=source|destination|maintenance"
+    )]
+    NoOperation,
+    /// argv names something else.
+    #[error("unknown operation: {0} (expected backup or restore)")]
+    UnknownOperation(String),
+    /// argv has more than one word.
+    #[error("expected exactly one operation (backup or restore), got: {}", .0.join(" "))]
+    TooManyOperations(Vec<String>),
+    /// `maintenance` as an argument.
+    #[error(
+        "maintenance as an argument is not supported; maintenance runs with DIRECTION=maintenance (KopiaMaintenance)"
+    )]
+    MaintenanceArgument,
+    /// A required variable is unset or empty.
+    #[error("{0} is required but not set")]
+    Missing(&'static str),
+    /// A variable's value cannot be used. Never built for secret variables.
+    #[error("invalid {var}={value:?}: {reason}")]
+    Invalid {
+        /// The variable.
+        var: &'static str,
+        /// Its value.
+        value: String,
+        /// What is wrong.
+        reason: String,
+    },
+    /// A backend arkiv does not implement.
+    #[error("unsupported backend {0}: arkiv supports only S3 and filesystem repositories")]
+    UnsupportedBackend(String),
+    /// No variable names a repository.
+    #[error(
+        "no repository configuration found: set KOPIA_REPOSITORY (s3://bucket/prefix or filesystem:///path) or KOPIA_S3_BUCKET"
+    )]
+    NoRepository,
+}
+
+impl ConfigError {
+    /// 2 for usage errors (no/unknown operation), 1 for everything else (contract §6.8).
+    pub fn exit_code(&self) -> i32 {
+        match self {
+            ConfigError::NoOperation
+            | ConfigError::UnknownOperation(_)
+            | ConfigError::TooManyOperations(_) => 2,
+            _ => 1,
+        }
+    }
+}
+
+/// Reads variables with the script's conventions and collects warnings.
+struct Vars<'a> {
+    env: &'a dyn Fn(&str) -> Option<String>,
+    warnings: Vec<String>,
+}
+
+impl Vars<'_> {
+    /// The value, or `None` when unset or empty.
+    fn get(&self, name: &str) -> Option<String> {
+        (self.env)(name).filter(|v| !v.is_empty())
+    }
+
+    /// The first of `names` that is set.
+    fn first(&self, names: &[&str]) -> Option<String> {
+        names.iter().find_map(|n| self.get(n))
+    }
+
+    fn path(&self, name: &str) -> Option<PathBuf> {
+        self.get(name).map(PathBuf::from)
+    }
+
+    fn flag(&mut self, name: &str) -> bool {
+        match self.get(name) {
+            None => false,
+            Some(v) => {
+                let t = v.trim();
+                if t.eq_ignore_ascii_case("true") {
+                    true
+                } else {
+                    if !t.eq_ignore_ascii_case("false") {
+                        self.warnings.push(format!(
+                            "{name}={v:?} is not true or false; treated as false"
+                        ));
+                    }
+                    false
+                }
+            }
+        }
+    }
+
+    /// A number that must be valid (bad input is an error).
+    fn number_strict(&self, name: &'static str) -> Result<Option<u32>, ConfigError> {
+        match self.get(name) {
+            None => Ok(None),
+            Some(v) => v
+                .trim()
+                .parse::<u32>()
+                .map(Some)
+                .map_err(|_| ConfigError::Invalid {
+                    var: name,
+                    value: v,
+                    reason: "expected a non-negative whole number".into(),
+                }),
+        }
+    }
+
+    /// A number whose bad values are ignored with a warning (tuning knobs, as in the script).
+    fn number_lenient<T: std::str::FromStr>(&mut self, name: &str) -> Option<T> {
+        let v = self.get(name)?;
+        match v.trim().parse::<T>() {
+            Ok(n) => Some(n),
+            Err(_) => {
+                self.warnings.push(format!(
+                    "{name}={v:?} is not a non-negative whole number; ignored"
+                ));
+                None
+            }
+        }
+    }
+
+    fn secret(&self, name: &str) -> Option<Secret> {
+        self.get(name).map(Secret)
+    }
+}
+
+impl MoverConfig {
+    /// Builds the configuration from the arguments after the program name (`backup` or
+    /// `restore`) and an environment lookup (`|k| std::env::var(k).ok()` in production).
+    pub fn from_env(
+        args: &[String],
+        env: &dyn Fn(&str) -> Option<String>,
+    ) -> Result<MoverConfig, ConfigError> {
+        let mut vars = Vars {
+            env,
+            warnings: Vec::new(),
+        };
+        let operation = operation(args, &mut vars)?;
+
+        // Password first: nothing works without it (the script checks it before anything else).
+        let password = vars
+            .get("KOPIA_PASSWORD")
+            .map(Secret)
+            .ok_or(ConfigError::Missing("KOPIA_PASSWORD"))?;
+
+        let data_dir = vars.path("DATA_DIR");
+        if data_dir.is_none() && operation != Operation::Maintenance {
+            return Err(ConfigError::Missing("DATA_DIR"));
+        }
+
+        let repository = repository(&mut vars)?;
+        let identity = identity(operation, &vars)?;
+        let maintenance_owner = maintenance_owner(&vars)?;
+        let restore_selection = restore_selection(&mut vars)?;
+        let parallelism = vars.number_strict("KOPIA_PARALLELISM")?;
+
+        let cache = CacheSettings {
+            dir: vars
+                .path("KOPIA_CACHE_DIR")
+                .unwrap_or_else(|| PathBuf::from(DEFAULT_CACHE_DIR)),
+            capacity_bytes: vars
+                .number_lenient("KOPIA_CACHE_CAPACITY_BYTES")
+                .unwrap_or(DEFAULT_CACHE_CAPACITY_BYTES),
+            metadata_limit_mb: vars.number_lenient("KOPIA_METADATA_CACHE_SIZE_LIMIT_MB"),
+            content_limit_mb: vars.number_lenient("KOPIA_CONTENT_CACHE_SIZE_LIMIT_MB"),
+            skip_reconfigure: vars.flag("KOPIA_SKIP_CACHE_CONFIG"),
+            force_rebuild: vars.flag("KOPIA_FORCE_CACHE_REBUILD"),
+        };
+
+        let retention = Retention {
+            latest: vars.number_lenient("KOPIA_RETAIN_LATEST"),
+            hourly: vars.number_lenient("KOPIA_RETAIN_HOURLY"),
+            daily: vars.number_lenient("KOPIA_RETAIN_DAILY"),
+            weekly: vars.number_lenient("KOPIA_RETAIN_WEEKLY"),
+            monthly: vars.number_lenient("KOPIA_RETAIN_MONTHLY"),
+            annual: vars.number_lenient("KOPIA_RETAIN_YEARLY"),
+        };
+
+        let log = LogSettings {
+            level: vars.get("KOPIA_LOG_LEVEL").unwrap_or_else(|| "info".into()),
+            file_level: vars
+                .get("KOPIA_FILE_LOG_LEVEL")
+                .unwrap_or_else(|| "info".into()),
+            max_files: vars.number_lenient("KOPIA_LOG_DIR_MAX_FILES").unwrap_or(3),
+            max_age: duration_var(&mut vars, "KOPIA_LOG_DIR_MAX_AGE"),
+            content_max_files: vars
+                .number_lenient("KOPIA_CONTENT_LOG_DIR_MAX_FILES")
+                .unwrap_or(3),
+            content_max_age: duration_var(&mut vars, "KOPIA_CONTENT_LOG_DIR_MAX_AGE"),
+        };
+
+        let policy_files = PolicyFiles {
+            config_dir: vars.path("KOPIA_CONFIG_PATH"),
+            global_policy_file: vars.path("KOPIA_GLOBAL_POLICY_FILE"),
+            repository_config_file: vars.path("KOPIA_REPOSITORY_CONFIG_FILE"),
+            structured_repository_config: vars.secret("KOPIA_STRUCTURED_REPOSITORY_CONFIG"),
+        };
+        if policy_files.structured_repository_config.is_some() {
+            vars.warnings.push(
+                "KOPIA_STRUCTURED_REPOSITORY_CONFIG is not supported by arkiv; \
+                 connecting with KOPIA_REPOSITORY and the backend variables instead"
+                    .into(),
+            );
+        }
+
+        let proxy = ProxySettings {
+            http: vars.first(&["HTTP_PROXY", "http_proxy"]).map(Secret),
+            https: vars.first(&["HTTPS_PROXY", "https_proxy"]).map(Secret),
+            no_proxy: vars.first(&["NO_PROXY", "no_proxy"]),
+        };
+
+        let manual_config = match vars.get("KOPIA_MANUAL_CONFIG") {
+            Some(json) => parse_manual_config(&json, &mut vars.warnings),
+            None => ManualConfig::default(),
+        };
+
+        let additional_args = vars
+            .get("KOPIA_ADDITIONAL_ARGS")
+            .map(|s| split_additional_args(&s))
+            .unwrap_or_default();
+
+        Ok(MoverConfig {
+            operation,
+            repository,
+            password,
+            identity,
+            data_dir,
+            cache,
+            compression: vars.get("KOPIA_COMPRESSION"),
+            parallelism,
+            retention,
+            before_snapshot: vars.get("KOPIA_BEFORE_SNAPSHOT"),
+            after_snapshot: vars.get("KOPIA_AFTER_SNAPSHOT"),
+            restore_selection,
+            enable_file_deletion: vars.flag("KOPIA_ENABLE_FILE_DELETION"),
+            discover_snapshots: vars.flag("KOPIA_DISCOVER_SNAPSHOTS"),
+            fail_if_no_snapshot: vars.flag("ARKIV_FAIL_IF_NO_SNAPSHOT"),
+            maintenance_owner,
+            additional_args,
+            manual_config,
+            log,
+            policy_files,
+            proxy,
+            debug_mover: vars.get("DEBUG_MOVER").is_some_and(|v| v.trim() == "1"),
+            privileged_mover: vars
+                .get("PRIVILEGED_MOVER")
+                .is_some_and(|v| v.trim() == "1"),
+            version: vars.get("version"),
+            build_date: vars.get("builddate"),
+            warnings: vars.warnings,
+        })
+    }
+}
+
+fn operation(args: &[String], vars: &mut Vars<'_>) -> Result<Operation, ConfigError> {
+    if let Some(direction) = vars.get("DIRECTION") {
+        match direction.as_str() {
+            "source" => return Ok(Operation::Backup),
+            "destination" => return Ok(Operation::Restore),
+            "maintenance" => return Ok(Operation::Maintenance),
+            other => vars.warnings.push(format!(
+                "DIRECTION={other:?} is not source, destination or maintenance; ignored"
+            )),
+        }
+    }
+    match args {
+        [] => Err(ConfigError::NoOperation),
+        [op] => match op.as_str() {
+            "backup" => Ok(Operation::Backup),
+            "restore" => Ok(Operation::Restore),
+            "maintenance" => Err(ConfigError::MaintenanceArgument),
+            other => Err(ConfigError::UnknownOperation(other.to_owned())),
+        },
+        many => Err(ConfigError::TooManyOperations(many.to_vec())),
+    }
+}
+
+/// Splits `KOPIA_ADDITIONAL_ARGS` on the literal separator, dropping empty pieces.
+pub fn split_additional_args(joined: &str) -> Vec<String> {
+    joined
+        .split(ARG_SEPARATOR)
+        .filter(|s| !s.is_empty())
+        .map(str::to_owned)
+        .collect()
+}
+
+fn repository(vars: &mut Vars<'_>) -> Result<RepositoryTarget, ConfigError> {
+    let url = vars.get("KOPIA_REPOSITORY");
+    let url_str = url.as_deref().unwrap_or("");
+
+    if vars.get("KOPIA_S3_BUCKET").is_some() || url_str.starts_with("s3://") {
+        return s3(vars, url_str).map(RepositoryTarget::S3);
+    }
+    if vars.get("KOPIA_AZURE_CONTAINER").is_some() {
+        return Err(ConfigError::UnsupportedBackend("azure".into()));
+    }
+    if vars.get("KOPIA_GCS_BUCKET").is_some() {
+        return Err(ConfigError::UnsupportedBackend("gcs".into()));
+    }
+    if let Some(rest) = url_str.strip_prefix("filesystem://") {
+        match vars.get("KOPIA_FS_PATH") {
+            Some(legacy) if Path::new(&legacy) != Path::new(rest) => vars.warnings.push(format!(
+                "KOPIA_FS_PATH={legacy:?} ignored: KOPIA_REPOSITORY names the filesystem repository"
+            )),
+            _ => {}
+        }
+        return filesystem_path("KOPIA_REPOSITORY", url_str, rest);
+    }
+    if let Some(legacy) = vars.get("KOPIA_FS_PATH") {
+        if url.is_some() && !url_str.starts_with('/') {
+            vars.warnings.push(format!(
+                "KOPIA_REPOSITORY={url_str:?} is not a filesystem URL; using the legacy KOPIA_FS_PATH"
+            ));
+        }
+        return filesystem_path("KOPIA_FS_PATH", &legacy, &legacy);
+    }
+    for (var, name) in [
+        ("KOPIA_B2_BUCKET", "b2"),
+        ("WEBDAV_URL", "webdav"),
+        ("SFTP_HOST", "sftp"),
+        ("RCLONE_REMOTE_PATH", "rclone"),
+        ("GOOGLE_DRIVE_FOLDER_ID", "gdrive"),
+    ] {
+        if vars.get(var).is_some() {
+            return Err(ConfigError::UnsupportedBackend(name.into()));
+        }
+    }
+    if url_str.starts_with('/') {
+        return filesystem_path("KOPIA_REPOSITORY", url_str, url_str);
+    }
+    match url_str.split_once("://") {
+        Some((scheme, _)) if !scheme.is_empty() => {
+            Err(ConfigError::UnsupportedBackend(scheme.to_owned()))
+        }
+        _ if url.is_some() => Err(ConfigError::Invalid {
+            var: "KOPIA_REPOSITORY",
+            value: url_str.to_owned(),
+            reason: "expected s3://bucket/prefix or filesystem:///absolute/path".into(),
+        }),
+        _ => Err(ConfigError::NoRepository),
+    }
+}
+
+fn filesystem_path(
+    var: &'static str,
+    value: &str,
+    path: &str,
+) -> Result<RepositoryTarget, ConfigError> {
+    let p = Path::new(path);
+    let bad = |reason: &str| ConfigError::Invalid {
+        var,
+        value: value.to_owned(),
+        reason: reason.to_owned(),
+    };
+    if !p.is_absolute() {
+        return Err(bad("the path must be absolute, as in filesystem:///path"));
+    }
+    if p.components().any(|c| c == Component::ParentDir) {
+        return Err(bad("the path must not contain `..`"));
+    }
+    Ok(RepositoryTarget::Filesystem {
+        path: p.to_path_buf(),
+    })
+}
+
+fn s3(vars: &mut Vars<'_>, url: &str) -> Result<S3Target, ConfigError> {
+    let from_url = url.strip_prefix("s3://");
+    let (url_bucket, url_path) = match from_url {
+        Some(rest) => match rest.split_once('/') {
+            Some((b, p)) => (Some(b), p),
+            None => (Some(rest), ""),
+        },
+        None => (None, ""),
+    };
+
+    let bucket = match (vars.get("KOPIA_S3_BUCKET"), url_bucket) {
+        (Some(explicit), url_bucket) => {
+            if url_bucket.is_some_and(|b| b != explicit) {
+                vars.warnings.push(format!(
+                    "KOPIA_S3_BUCKET={explicit:?} wins over the bucket in KOPIA_REPOSITORY={url:?}"
+                ));
+            }
+            explicit
+        }
+        (None, Some(b)) => {
+            if !valid_bucket(b) {
+                return Err(ConfigError::Invalid {
+                    var: "KOPIA_REPOSITORY",
+                    value: url.to_owned(),
+                    reason:
+                        "could not determine the S3 bucket: expected s3://bucket[/prefix] with \
+                             a 3-63 character lower-case bucket name"
+                            .into(),
+                });
+            }
+            b.to_owned()
+        }
+        (None, None) => return Err(ConfigError::Missing("KOPIA_S3_BUCKET")),
+    };
+
+    let prefix = if url_path.is_empty() {
+        String::new()
+    } else {
+        s3_prefix(url_path).ok_or_else(|| ConfigError::Invalid {
+            var: "KOPIA_REPOSITORY",
+            value: url.to_owned(),
+            reason: "the S3 prefix may contain only letters, digits, `.`, `_`, `-` and `/`, \
+                     and no `..`"
+                .into(),
+        })?
+    };
+
+    let raw_endpoint = vars
+        .first(&["KOPIA_S3_ENDPOINT", "AWS_S3_ENDPOINT"])
+        .unwrap_or_else(|| DEFAULT_S3_ENDPOINT.into());
+    let disable_tls = vars.flag("KOPIA_S3_DISABLE_TLS") | vars.flag("AWS_S3_DISABLE_TLS");
+    let endpoint = if let Some(host) = raw_endpoint.strip_prefix("http://") {
+        if !disable_tls {
+            vars.warnings.push(format!(
+                "S3 endpoint {raw_endpoint:?} says http:// but TLS stays on; \
+                 set KOPIA_S3_DISABLE_TLS=true for plain HTTP"
+            ));
+        }
+        host.to_owned()
+    } else if let Some(host) = raw_endpoint.strip_prefix("https://") {
+        host.to_owned()
+    } else {
+        raw_endpoint
+    };
+
+    let ca_bundle = match (vars.get("CUSTOM_CA"), vars.get("KOPIA_CUSTOM_CA")) {
+        (Some(ca), alias) => {
+            if alias.as_ref().is_some_and(|a| *a != ca) {
+                vars.warnings
+                    .push(format!("KOPIA_CUSTOM_CA ignored: CUSTOM_CA={ca:?} is set"));
+            }
+            Some(PathBuf::from(ca))
+        }
+        (None, alias) => alias.map(PathBuf::from),
+    };
+
+    Ok(S3Target {
+        bucket,
+        prefix,
+        endpoint,
+        disable_tls,
+        region: vars.first(&["AWS_REGION", "AWS_DEFAULT_REGION"]),
+        access_key_id: vars.secret("AWS_ACCESS_KEY_ID"),
+        secret_access_key: vars.secret("AWS_SECRET_ACCESS_KEY"),
+        session_token: vars.secret("AWS_SESSION_TOKEN"),
+        ca_bundle,
+    })
+}
+
+/// The script's bucket rule for `s3://` URLs: 3–63 of `[a-z0-9.-]`, starting and ending with a
+/// letter or digit, no `..`, not an IPv4 address.
+fn valid_bucket(b: &str) -> bool {
+    let bytes = b.as_bytes();
+    let edge = |c: &u8| c.is_ascii_lowercase() || c.is_ascii_digit();
+    (3..=63).contains(&bytes.len())
+        && bytes.first().is_some_and(edge)
+        && bytes.last().is_some_and(edge)
+        && bytes.iter().all(|c| edge(c) || *c == b'.' || *c == b'-')
+        && !b.contains("..")
+        && b.parse::<std::net::Ipv4Addr>().is_err()
+}
+
+/// The script's prefix rule: `[A-Za-z0-9._/-]+` without `..`, `//` collapsed, trailing `/`.
+/// Leading slashes are kept: existing repositories were created with them.
+fn s3_prefix(path: &str) -> Option<String> {
+    let allowed = |c: char| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '/' | '-');
+    if !path.chars().all(allowed) || path.contains("..") {
+        return None;
+    }
+    let mut out = String::with_capacity(path.len() + 1);
+    for c in path.chars() {
+        if !(c == '/' && out.ends_with('/')) {
+            out.push(c);
+        }
+    }
+    if !out.ends_with('/') {
+        out.push('/');
+    }
+    Some(out)
+}
+
+fn identity(operation: Operation, vars: &Vars<'_>) -> Result<Option<Identity>, ConfigError> {
+    let user = vars.get("KOPIA_OVERRIDE_USERNAME");
+    let host = vars.get("KOPIA_OVERRIDE_HOSTNAME");
+    let (username, hostname) = match (user, host) {
+        (Some(u), Some(h)) => (u, h),
+        _ if operation == Operation::Maintenance => return Ok(None),
+        (None, _) => return Err(ConfigError::Missing("KOPIA_OVERRIDE_USERNAME")),
+        (Some(_), None) => return Err(ConfigError::Missing("KOPIA_OVERRIDE_HOSTNAME")),
+    };
+    if username.contains(['@', ':']) {
+        return Err(ConfigError::Invalid {
+            var: "KOPIA_OVERRIDE_USERNAME",
+            value: username,
+            reason: "must not contain `@` or `:`".into(),
+        });
+    }
+    if hostname.contains(['@', ':']) {
+        return Err(ConfigError::Invalid {
+            var: "KOPIA_OVERRIDE_HOSTNAME",
+            value: hostname,
+            reason: "must not contain `@` or `:`".into(),
+        });
+    }
+    let path = match vars.get("KOPIA_SOURCE_PATH_OVERRIDE") {
+        Some(p) if p.starts_with('/') => p,
+        Some(p) => {
+            return Err(ConfigError::Invalid {
+                var: "KOPIA_SOURCE_PATH_OVERRIDE",
+                value: p,
+                reason: "must be an absolute path (start with `/`)".into(),
+            });
+        }
+        None => DEFAULT_SOURCE_PATH.to_owned(),
+    };
+    Ok(Some(Identity {
+        username,
+        hostname,
+        path,
+    }))
+}
+
+fn maintenance_owner(vars: &Vars<'_>) -> Result<ClientId, ConfigError> {
+    let (var, value) = match (
+        vars.get("ARKIV_MAINTENANCE_OWNER"),
+        vars.get("KOPIA_OVERRIDE_MAINTENANCE_USERNAME"),
+    ) {
+        (Some(v), _) => ("ARKIV_MAINTENANCE_OWNER", v),
+        (None, Some(v)) => ("KOPIA_OVERRIDE_MAINTENANCE_USERNAME", v),
+        (None, None) => {
+            return Ok(ClientId {
+                username: DEFAULT_MAINTENANCE_USER.into(),
+                hostname: DEFAULT_MAINTENANCE_HOST.into(),
+            });
+        }
+    };
+    let (username, hostname) = match value.split_once('@') {
+        Some((u, h)) => (u, h),
+        None => (value.as_str(), DEFAULT_MAINTENANCE_HOST),
+    };
+    if username.is_empty() || hostname.is_empty() || hostname.contains('@') || value.contains(':') {
+        return Err(ConfigError::Invalid {
+            var,
+            value: value.clone(),
+            reason: "expected user or user@host".into(),
+        });
+    }
+    Ok(ClientId {
+        username: username.to_owned(),
+        hostname: hostname.to_owned(),
+    })
+}
+
+fn restore_selection(vars: &mut Vars<'_>) -> Result<RestoreSelection, ConfigError> {
+    let previous = vars.number_strict("KOPIA_PREVIOUS")?.unwrap_or(0);
+    let restore_as_of = match vars.get("KOPIA_RESTORE_AS_OF") {
+        None => None,
+        Some(v) => Some(parse_time(&v).ok_or_else(|| {
+            ConfigError::Invalid {
+                var: "KOPIA_RESTORE_AS_OF",
+                value: v.clone(),
+                reason: "expected an RFC 3339 time such as 2024-05-01T12:00:00Z or \
+                     2024-05-01T14:00:00+02:00"
+                    .into(),
+            }
+        })?),
+    };
+    let shallow = vars.number_lenient("KOPIA_SHALLOW");
+    Ok(RestoreSelection {
+        previous,
+        restore_as_of,
+        shallow,
+    })
+}
+
+/// RFC 3339 with any offset (`Z`, `+02:00`, `-05:30`), fractional seconds optional.
+pub fn parse_time(s: &str) -> Option<DateTime<FixedOffset>> {
+    DateTime::parse_from_rfc3339(s.trim()).ok()
+}
+
+fn duration_var(vars: &mut Vars<'_>, name: &str) -> Duration {
+    const DEFAULT: Duration = Duration::from_secs(4 * 3600);
+    match vars.get(name) {
+        None => DEFAULT,
+        Some(v) => parse_go_duration(v.trim()).unwrap_or_else(|| {
+            vars.warnings.push(format!(
+                "{name}={v:?} is not a duration such as 4h or 90m; using 4h"
+            ));
+            DEFAULT
+        }),
+    }
+}
+
+/// Go's `time.ParseDuration` for non-negative values: `4h`, `1h30m`, `90s`, `1.5h`, `250ms`.
+pub fn parse_go_duration(s: &str) -> Option<Duration> {
+    if s == "0" {
+        return Some(Duration::ZERO);
+    }
+    let mut rest = s.strip_prefix('+').unwrap_or(s);
+    if rest.is_empty() {
+        return None;
+    }
+    let mut total = 0f64;
+    while !rest.is_empty() {
+        let num_len = rest
+            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+            .unwrap_or(rest.len());
+        let (num, tail) = rest.split_at(num_len);
+        let value: f64 = num.parse().ok()?;
+        let unit_len = tail
+            .find(|c: char| c.is_ascii_digit() || c == '.')
+            .unwrap_or(tail.len());
+        let (unit, tail) = tail.split_at(unit_len);
+        let seconds = match unit {
+            "ns" => 1e-9,
+            "us" | "µs" | "μs" => 1e-6,
+            "ms" => 1e-3,
+            "s" => 1.0,
+            "m" => 60.0,
+            "h" => 3600.0,
+            _ => return None,
+        };
+        total += value * seconds;
+        rest = tail;
+    }
+    Duration::try_from_secs_f64(total).ok()
+}
+
+/// Reads `KOPIA_MANUAL_CONFIG`; every ignored piece becomes a warning.
+fn parse_manual_config(json: &str, warnings: &mut Vec<String>) -> ManualConfig {
+    let mut out = ManualConfig::default();
+    let value: serde_json::Value = match serde_json::from_str(json) {
+        Ok(v) => v,
+        Err(e) => {
+            warnings.push(format!(
+                "KOPIA_MANUAL_CONFIG is not valid JSON ({e}); ignored"
+            ));
+            return out;
+        }
+    };
+    let Some(top) = value.as_object() else {
+        warnings.push("KOPIA_MANUAL_CONFIG is not a JSON object; ignored".into());
+        return out;
+    };
+    for (section, body) in top {
+        if !matches!(
+            section.as_str(),
+            "encryption" | "splitter" | "compression" | "caching"
+        ) {
+            warnings.push(format!(
+                "KOPIA_MANUAL_CONFIG.{section} is not used by arkiv; ignored"
+            ));
+            continue;
+        }
+        let Some(fields) = body.as_object() else {
+            if !body.is_null() {
+                warnings.push(format!(
+                    "KOPIA_MANUAL_CONFIG.{section} is not a JSON object; ignored"
+                ));
+            }
+            continue;
+        };
+        for (key, v) in fields {
+            let target = match (section.as_str(), key.as_str()) {
+                ("encryption", "algorithm") => &mut out.encryption,
+                ("splitter", "algorithm") => &mut out.splitter,
+                ("compression", "algorithm") => &mut out.compression,
+                _ => {
+                    warnings.push(format!(
+                        "KOPIA_MANUAL_CONFIG.{section}.{key} is not supported by arkiv; ignored"
+                    ));
+                    continue;
+                }
+            };
+            match v.as_str() {
+                Some(s) if !s.is_empty() => *target = Some(s.to_owned()),
+                _ if v.is_null() => {}
+                _ => warnings.push(format!(
+                    "KOPIA_MANUAL_CONFIG.{section}.{key} is not a non-empty string; ignored"
+                )),
+            }
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+#[path = "mover_config_tests.rs"]
+mod tests;

@@ -1,0 +1,1035 @@
+//! Unit tests of `env`: one rule per test.
+
+use std::collections::HashMap;
+
+use super::*;
+
+fn args(a: &[&str]) -> Vec<String> {
+    a.iter().map(|s| (*s).to_owned()).collect()
+}
+
+/// A minimal valid backup environment plus `extra` (an empty value removes a key).
+fn env_with(extra: &[(&str, &str)]) -> HashMap<String, String> {
+    let mut m: HashMap<String, String> = [
+        ("DATA_DIR", "/data"),
+        ("KOPIA_CACHE_DIR", "/cache"),
+        ("KOPIA_PASSWORD", "hunter2"),
+        ("KOPIA_REPOSITORY", "filesystem:///mnt/repo"),
+        ("KOPIA_OVERRIDE_USERNAME", "app"),
+        ("KOPIA_OVERRIDE_HOSTNAME", "media"),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_owned(), v.to_owned()))
+    .collect();
+    for (k, v) in extra {
+        if v.is_empty() {
+            m.remove(*k);
+        } else {
+            m.insert((*k).to_owned(), (*v).to_owned());
+        }
+    }
+    m
+}
+
+fn load(a: &[&str], extra: &[(&str, &str)]) -> Result<MoverConfig, ConfigError> {
+    let m = env_with(extra);
+    MoverConfig::from_env(&args(a), &|k| m.get(k).cloned())
+}
+
+fn ok(a: &[&str], extra: &[(&str, &str)]) -> MoverConfig {
+    match load(a, extra) {
+        Ok(c) => c,
+        Err(e) => panic!("unexpected error: {e}"),
+    }
+}
+
+fn err(a: &[&str], extra: &[(&str, &str)]) -> ConfigError {
+    match load(a, extra) {
+        Ok(c) => panic!("expected an error, got {c:?}"),
+        Err(e) => e,
+    }
+}
+
+fn s3(c: &MoverConfig) -> &S3Target {
+    match &c.repository {
+        RepositoryTarget::S3(s) => s,
+        other => panic!("expected S3, got {other:?}"),
+    }
+}
+
+// ---- operation -------------------------------------------------------------------------
+
+#[test]
+fn argv_selects_backup_and_restore() {
+    assert_eq!(ok(&["backup"], &[]).operation, Operation::Backup);
+    assert_eq!(ok(&["restore"], &[]).operation, Operation::Restore);
+}
+
+#[test]
+fn direction_wins_over_argv() {
+    assert_eq!(
+        ok(&["backup"], &[("DIRECTION", "destination")]).operation,
+        Operation::Restore
+    );
+    assert_eq!(
+        ok(&[], &[("DIRECTION", "source")]).operation,
+        Operation::Backup
+    );
+    assert_eq!(
+        ok(&[], &[("DIRECTION", "maintenance")]).operation,
+        Operation::Maintenance
+    );
+}
+
+#[test]
+fn unknown_direction_is_ignored_with_a_warning() {
+    let c = ok(&["restore"], &[("DIRECTION", "sideways")]);
+    assert_eq!(c.operation, Operation::Restore);
+    assert!(
+        c.warnings
+            .iter()
+            .any(|w| w.contains("DIRECTION=\"sideways\""))
+    );
+}
+
+#[test]
+fn unknown_operation_exits_2() {
+    let e = err(&["prune"], &[]);
+    assert_eq!(e, ConfigError::UnknownOperation("prune".into()));
+    assert_eq!(e.exit_code(), 2);
+    assert_eq!(
+        e.to_string(),
+        "unknown operation: prune (expected backup or restore)"
+    );
+}
+
+#[test]
+fn missing_or_extra_operations_exit_2() {
+    assert_eq!(err(&[], &[]), ConfigError::NoOperation);
+    assert_eq!(err(&[], &[]).exit_code(), 2);
+    let e = err(&["backup", "restore"], &[]);
+    assert!(matches!(e, ConfigError::TooManyOperations(_)));
+    assert_eq!(e.exit_code(), 2);
+}
+
+#[test]
+fn maintenance_as_argument_exits_1() {
+    let e = err(&["maintenance"], &[]);
+    assert_eq!(e, ConfigError::MaintenanceArgument);
+    assert_eq!(e.exit_code(), 1);
+}
+
+#[test]
+fn operation_names() {
+    assert_eq!(Operation::Backup.as_str(), "backup");
+    assert_eq!(Operation::Restore.direction(), "destination");
+    assert_eq!(Operation::Maintenance.to_string(), "maintenance");
+}
+
+// ---- required variables ----------------------------------------------------------------
+
+#[test]
+fn password_is_required_and_empty_counts_as_unset() {
+    let e = err(&["backup"], &[("KOPIA_PASSWORD", "")]);
+    assert_eq!(e, ConfigError::Missing("KOPIA_PASSWORD"));
+    assert_eq!(e.exit_code(), 1);
+    assert_eq!(e.to_string(), "KOPIA_PASSWORD is required but not set");
+    let m = env_with(&[]);
+    let e = MoverConfig::from_env(&args(&["backup"]), &|k| {
+        if k == "KOPIA_PASSWORD" {
+            Some(String::new())
+        } else {
+            m.get(k).cloned()
+        }
+    });
+    assert_eq!(e, Err(ConfigError::Missing("KOPIA_PASSWORD")));
+}
+
+#[test]
+fn data_dir_required_except_for_maintenance() {
+    assert_eq!(
+        err(&["restore"], &[("DATA_DIR", "")]),
+        ConfigError::Missing("DATA_DIR")
+    );
+    let c = ok(&[], &[("DIRECTION", "maintenance"), ("DATA_DIR", "")]);
+    assert_eq!(c.data_dir, None);
+}
+
+#[test]
+fn identity_required_for_backup_and_restore_only() {
+    assert_eq!(
+        err(&["backup"], &[("KOPIA_OVERRIDE_USERNAME", "")]),
+        ConfigError::Missing("KOPIA_OVERRIDE_USERNAME")
+    );
+    assert_eq!(
+        err(&["restore"], &[("KOPIA_OVERRIDE_HOSTNAME", "")]),
+        ConfigError::Missing("KOPIA_OVERRIDE_HOSTNAME")
+    );
+    let c = ok(
+        &[],
+        &[
+            ("DIRECTION", "maintenance"),
+            ("KOPIA_OVERRIDE_USERNAME", ""),
+            ("KOPIA_OVERRIDE_HOSTNAME", ""),
+        ],
+    );
+    assert_eq!(c.identity, None);
+}
+
+// ---- identity --------------------------------------------------------------------------
+
+#[test]
+fn identity_defaults_to_data_path_even_when_data_dir_differs() {
+    let c = ok(&["restore"], &[("DATA_DIR", "/restore/data")]);
+    let id = c.identity.as_ref().map(ToString::to_string);
+    assert_eq!(id.as_deref(), Some("app@media:/data"));
+    assert_eq!(c.data_dir, Some(PathBuf::from("/restore/data")));
+}
+
+#[test]
+fn source_path_override_sets_identity_path() {
+    let c = ok(&["backup"], &[("KOPIA_SOURCE_PATH_OVERRIDE", "/srv/app")]);
+    let id = c.identity.as_ref().map(ToString::to_string);
+    assert_eq!(id.as_deref(), Some("app@media:/srv/app"));
+    assert_eq!(c.data_dir, Some(PathBuf::from("/data")));
+}
+
+#[test]
+fn relative_source_path_override_is_an_error() {
+    let e = err(&["backup"], &[("KOPIA_SOURCE_PATH_OVERRIDE", "srv/app")]);
+    assert!(matches!(
+        e,
+        ConfigError::Invalid {
+            var: "KOPIA_SOURCE_PATH_OVERRIDE",
+            ..
+        }
+    ));
+}
+
+#[test]
+fn identity_parts_must_not_contain_separators() {
+    assert!(matches!(
+        err(&["backup"], &[("KOPIA_OVERRIDE_USERNAME", "a@b")]),
+        ConfigError::Invalid {
+            var: "KOPIA_OVERRIDE_USERNAME",
+            ..
+        }
+    ));
+    assert!(matches!(
+        err(&["backup"], &[("KOPIA_OVERRIDE_HOSTNAME", "h:1")]),
+        ConfigError::Invalid {
+            var: "KOPIA_OVERRIDE_HOSTNAME",
+            ..
+        }
+    ));
+}
+
+// ---- maintenance owner -----------------------------------------------------------------
+
+#[test]
+fn maintenance_owner_default_and_overrides() {
+    let owner = |extra: &[(&str, &str)]| ok(&["backup"], extra).maintenance_owner.to_string();
+    assert_eq!(owner(&[]), "maintenance@volsync");
+    assert_eq!(
+        owner(&[("KOPIA_OVERRIDE_MAINTENANCE_USERNAME", "ops")]),
+        "ops@volsync"
+    );
+    assert_eq!(
+        owner(&[("KOPIA_OVERRIDE_MAINTENANCE_USERNAME", "ops@cluster1")]),
+        "ops@cluster1"
+    );
+    assert_eq!(
+        owner(&[
+            ("KOPIA_OVERRIDE_MAINTENANCE_USERNAME", "ops@cluster1"),
+            ("ARKIV_MAINTENANCE_OWNER", "arkiv@nas"),
+        ]),
+        "arkiv@nas"
+    );
+    assert_eq!(
+        owner(&[("ARKIV_MAINTENANCE_OWNER", "keeper")]),
+        "keeper@volsync"
+    );
+}
+
+#[test]
+fn malformed_maintenance_owner_is_an_error() {
+    for bad in ["@host", "user@", "a@b@c", "u:x@h"] {
+        assert!(
+            matches!(
+                err(&["backup"], &[("ARKIV_MAINTENANCE_OWNER", bad)]),
+                ConfigError::Invalid {
+                    var: "ARKIV_MAINTENANCE_OWNER",
+                    ..
+                }
+            ),
+            "{bad}"
+        );
+    }
+}
+
+// ---- repository: filesystem ------------------------------------------------------------
+
+#[test]
+fn filesystem_url() {
+    let c = ok(&["backup"], &[]);
+    assert_eq!(
+        c.repository,
+        RepositoryTarget::Filesystem {
+            path: PathBuf::from("/mnt/repo")
+        }
+    );
+    assert_eq!(c.repository.describe(), "filesystem:///mnt/repo");
+}
+
+#[test]
+fn filesystem_url_must_be_absolute_without_dotdot() {
+    for bad in ["filesystem://repo", "filesystem:///mnt/../etc"] {
+        assert!(
+            matches!(
+                err(&["backup"], &[("KOPIA_REPOSITORY", bad)]),
+                ConfigError::Invalid {
+                    var: "KOPIA_REPOSITORY",
+                    ..
+                }
+            ),
+            "{bad}"
+        );
+    }
+}
+
+#[test]
+fn legacy_fs_path_alias() {
+    let c = ok(
+        &["backup"],
+        &[
+            ("KOPIA_REPOSITORY", ""),
+            ("KOPIA_FS_PATH", "/kopia/repository"),
+        ],
+    );
+    assert_eq!(
+        c.repository,
+        RepositoryTarget::Filesystem {
+            path: PathBuf::from("/kopia/repository")
+        }
+    );
+    assert!(c.warnings.is_empty(), "{:?}", c.warnings);
+}
+
+#[test]
+fn filesystem_url_wins_over_legacy_fs_path_with_warning() {
+    let c = ok(&["backup"], &[("KOPIA_FS_PATH", "/old")]);
+    assert_eq!(
+        c.repository,
+        RepositoryTarget::Filesystem {
+            path: PathBuf::from("/mnt/repo")
+        }
+    );
+    assert!(c.warnings.iter().any(|w| w.contains("KOPIA_FS_PATH")));
+}
+
+#[test]
+fn bare_absolute_path_is_a_filesystem_repository() {
+    let c = ok(&["backup"], &[("KOPIA_REPOSITORY", "/srv/repo")]);
+    assert_eq!(
+        c.repository,
+        RepositoryTarget::Filesystem {
+            path: PathBuf::from("/srv/repo")
+        }
+    );
+}
+
+// ---- repository: S3 --------------------------------------------------------------------
+
+#[test]
+fn s3_url_bucket_prefix_and_defaults() {
+    let c = ok(
+        &["backup"],
+        &[("KOPIA_REPOSITORY", "s3://my-bucket/apps//media")],
+    );
+    let s = s3(&c);
+    assert_eq!(s.bucket, "my-bucket");
+    assert_eq!(s.prefix, "apps/media/");
+    assert_eq!(s.endpoint, "s3.amazonaws.com");
+    assert!(!s.disable_tls);
+    assert_eq!(s.region, None);
+    assert_eq!(s.access_key_id, None);
+    assert_eq!(s.ca_bundle, None);
+}
+
+#[test]
+fn s3_url_without_prefix() {
+    for url in ["s3://bucket", "s3://bucket/"] {
+        let c = ok(&["backup"], &[("KOPIA_REPOSITORY", url)]);
+        assert_eq!(s3(&c).bucket, "bucket");
+        assert_eq!(s3(&c).prefix, "", "{url}");
+    }
+}
+
+#[test]
+fn s3_prefix_keeps_trailing_slash_and_leading_slash() {
+    let c = ok(&["backup"], &[("KOPIA_REPOSITORY", "s3://bucket/a/b/")]);
+    assert_eq!(s3(&c).prefix, "a/b/");
+    let c = ok(&["backup"], &[("KOPIA_REPOSITORY", "s3://bucket//x")]);
+    assert_eq!(s3(&c).prefix, "/x/");
+}
+
+#[test]
+fn s3_bad_prefix_or_bucket_is_an_error() {
+    for bad in [
+        "s3://bucket/a b",
+        "s3://bucket/a/../b",
+        "s3://Bucket/x",
+        "s3://ab",
+        "s3://192.168.1.1/x",
+        "s3://a..b/x",
+    ] {
+        assert!(
+            matches!(
+                err(&["backup"], &[("KOPIA_REPOSITORY", bad)]),
+                ConfigError::Invalid {
+                    var: "KOPIA_REPOSITORY",
+                    ..
+                }
+            ),
+            "{bad}"
+        );
+    }
+}
+
+#[test]
+fn s3_bucket_variable_selects_s3_and_wins_over_url_bucket() {
+    let c = ok(&["backup"], &[("KOPIA_S3_BUCKET", "explicit")]);
+    assert_eq!(s3(&c).bucket, "explicit");
+    assert_eq!(s3(&c).prefix, "");
+
+    let c = ok(
+        &["backup"],
+        &[
+            ("KOPIA_S3_BUCKET", "explicit"),
+            ("KOPIA_REPOSITORY", "s3://other/pfx"),
+        ],
+    );
+    assert_eq!(s3(&c).bucket, "explicit");
+    assert_eq!(s3(&c).prefix, "pfx/");
+    assert!(c.warnings.iter().any(|w| w.contains("KOPIA_S3_BUCKET")));
+}
+
+#[test]
+fn s3_endpoint_precedence_and_scheme_stripping() {
+    let base = [("KOPIA_REPOSITORY", "s3://bucket")];
+    let ep = |extra: &[(&str, &str)]| {
+        let mut all = base.to_vec();
+        all.extend_from_slice(extra);
+        let c = ok(&["backup"], &all);
+        (s3(&c).endpoint.clone(), s3(&c).disable_tls, c.warnings)
+    };
+    assert_eq!(ep(&[("AWS_S3_ENDPOINT", "minio:9000")]).0, "minio:9000");
+    assert_eq!(
+        ep(&[
+            ("AWS_S3_ENDPOINT", "minio:9000"),
+            ("KOPIA_S3_ENDPOINT", "https://s3.example.com")
+        ])
+        .0,
+        "s3.example.com"
+    );
+    let (endpoint, tls_off, warnings) = ep(&[("KOPIA_S3_ENDPOINT", "http://minio:9000")]);
+    assert_eq!(endpoint, "minio:9000");
+    assert!(!tls_off, "http:// must not switch TLS off by itself");
+    assert!(warnings.iter().any(|w| w.contains("KOPIA_S3_DISABLE_TLS")));
+}
+
+#[test]
+fn s3_disable_tls_either_variable() {
+    for var in ["KOPIA_S3_DISABLE_TLS", "AWS_S3_DISABLE_TLS"] {
+        let c = ok(
+            &["backup"],
+            &[("KOPIA_REPOSITORY", "s3://bucket"), (var, "true")],
+        );
+        assert!(s3(&c).disable_tls, "{var}");
+    }
+    let c = ok(
+        &["backup"],
+        &[
+            ("KOPIA_REPOSITORY", "s3://bucket"),
+            ("KOPIA_S3_DISABLE_TLS", "yes"),
+        ],
+    );
+    assert!(!s3(&c).disable_tls);
+    assert!(
+        c.warnings
+            .iter()
+            .any(|w| w.contains("KOPIA_S3_DISABLE_TLS"))
+    );
+}
+
+#[test]
+fn s3_region_and_credentials() {
+    let c = ok(
+        &["backup"],
+        &[
+            ("KOPIA_REPOSITORY", "s3://bucket"),
+            ("AWS_DEFAULT_REGION", "eu-west-1"),
+            ("AWS_REGION", "eu-central-1"),
+            ("AWS_ACCESS_KEY_ID", "AKIAEXAMPLE"),
+            ("AWS_SECRET_ACCESS_KEY", "s3cr3t"),
+            ("AWS_SESSION_TOKEN", "tok"),
+        ],
+    );
+    let s = s3(&c);
+    assert_eq!(s.region.as_deref(), Some("eu-central-1"));
+    assert_eq!(
+        s.access_key_id.as_ref().map(Secret::expose),
+        Some("AKIAEXAMPLE")
+    );
+    assert_eq!(
+        s.secret_access_key.as_ref().map(Secret::expose),
+        Some("s3cr3t")
+    );
+    assert_eq!(s.session_token.as_ref().map(Secret::expose), Some("tok"));
+
+    let c = ok(
+        &["backup"],
+        &[
+            ("KOPIA_REPOSITORY", "s3://bucket"),
+            ("AWS_DEFAULT_REGION", "eu-west-1"),
+        ],
+    );
+    assert_eq!(s3(&c).region.as_deref(), Some("eu-west-1"));
+}
+
+#[test]
+fn custom_ca_and_its_alias() {
+    let ca = |extra: &[(&str, &str)]| {
+        let mut all = vec![("KOPIA_REPOSITORY", "s3://bucket")];
+        all.extend_from_slice(extra);
+        let c = ok(&["backup"], &all);
+        (s3(&c).ca_bundle.clone(), c.warnings)
+    };
+    assert_eq!(
+        ca(&[(
+            "KOPIA_CUSTOM_CA",
+            "/etc/ssl/custom-ca-from-secret/ca-bundle.crt"
+        )])
+        .0,
+        Some(PathBuf::from(
+            "/etc/ssl/custom-ca-from-secret/ca-bundle.crt"
+        ))
+    );
+    let (path, warnings) = ca(&[
+        ("CUSTOM_CA", "/customCA/ca.crt"),
+        ("KOPIA_CUSTOM_CA", "/x.crt"),
+    ]);
+    assert_eq!(path, Some(PathBuf::from("/customCA/ca.crt")));
+    assert!(warnings.iter().any(|w| w.contains("KOPIA_CUSTOM_CA")));
+}
+
+// ---- repository: selection order and unsupported backends ------------------------------
+
+#[test]
+fn other_backends_are_unsupported_with_one_clear_line() {
+    let cases = [
+        ("KOPIA_AZURE_CONTAINER", "c", "azure"),
+        ("KOPIA_GCS_BUCKET", "b", "gcs"),
+        ("KOPIA_B2_BUCKET", "b", "b2"),
+        ("WEBDAV_URL", "https://dav", "webdav"),
+        ("SFTP_HOST", "nas", "sftp"),
+        ("RCLONE_REMOTE_PATH", "remote:path", "rclone"),
+        ("GOOGLE_DRIVE_FOLDER_ID", "f", "gdrive"),
+    ];
+    for (var, value, name) in cases {
+        let e = err(&["backup"], &[("KOPIA_REPOSITORY", ""), (var, value)]);
+        assert_eq!(e, ConfigError::UnsupportedBackend(name.into()), "{var}");
+        assert_eq!(e.exit_code(), 1);
+        let line = e.to_string();
+        assert!(!line.contains('\n'));
+        assert!(
+            line.starts_with(&format!("unsupported backend {name}:")),
+            "{line}"
+        );
+    }
+}
+
+#[test]
+fn unsupported_url_schemes() {
+    for (url, name) in [
+        ("gcs://bucket/x", "gcs"),
+        ("azure://container", "azure"),
+        ("b2://bucket", "b2"),
+        ("sftp://host/path", "sftp"),
+        ("webdav://host", "webdav"),
+        ("rclone://remote", "rclone"),
+        ("gdrive://folder", "gdrive"),
+    ] {
+        assert_eq!(
+            err(&["backup"], &[("KOPIA_REPOSITORY", url)]),
+            ConfigError::UnsupportedBackend(name.into())
+        );
+    }
+    assert_eq!(
+        ConfigError::UnsupportedBackend("gcs".into()).to_string(),
+        "unsupported backend gcs: arkiv supports only S3 and filesystem repositories"
+    );
+}
+
+#[test]
+fn selection_order_follows_the_script() {
+    // S3 first, even when another backend's variable is present.
+    let c = ok(
+        &["backup"],
+        &[
+            ("KOPIA_REPOSITORY", "s3://bucket"),
+            ("KOPIA_AZURE_CONTAINER", "c"),
+        ],
+    );
+    assert!(matches!(c.repository, RepositoryTarget::S3(_)));
+    // Azure and GCS come before the filesystem URL …
+    assert_eq!(
+        err(&["backup"], &[("KOPIA_GCS_BUCKET", "b")]),
+        ConfigError::UnsupportedBackend("gcs".into())
+    );
+    // … B2 and the rest come after it.
+    let c = ok(&["backup"], &[("KOPIA_B2_BUCKET", "b")]);
+    assert!(matches!(c.repository, RepositoryTarget::Filesystem { .. }));
+}
+
+#[test]
+fn no_repository_or_junk_url() {
+    assert_eq!(
+        err(&["backup"], &[("KOPIA_REPOSITORY", "")]),
+        ConfigError::NoRepository
+    );
+    assert!(matches!(
+        err(&["backup"], &[("KOPIA_REPOSITORY", "my-repo")]),
+        ConfigError::Invalid {
+            var: "KOPIA_REPOSITORY",
+            ..
+        }
+    ));
+}
+
+// ---- additional args -------------------------------------------------------------------
+
+#[test]
+fn additional_args_split_on_literal_separator() {
+    let c = ok(
+        &["backup"],
+        &[(
+            "KOPIA_ADDITIONAL_ARGS",
+            "--description=Nightly|VOLSYNC_ARG_SEP|--tags=a:b|VOLSYNC_ARG_SEP||VOLSYNC_ARG_SEP|x|y",
+        )],
+    );
+    assert_eq!(
+        c.additional_args,
+        ["--description=Nightly", "--tags=a:b", "x|y"]
+    );
+    assert_eq!(split_additional_args(""), Vec::<String>::new());
+    assert_eq!(
+        split_additional_args("|VOLSYNC_ARG_SEP|--a|VOLSYNC_ARG_SEP|"),
+        ["--a"]
+    );
+    assert_eq!(split_additional_args("--one arg"), ["--one arg"]);
+}
+
+// ---- cache, tuning and defaults --------------------------------------------------------
+
+#[test]
+fn defaults() {
+    let c = ok(&["backup"], &[("KOPIA_CACHE_DIR", "")]);
+    assert_eq!(c.cache.dir, PathBuf::from("/cache"));
+    assert_eq!(c.cache.capacity_bytes, 8_589_934_592);
+    assert_eq!(c.cache.metadata_limit_mb, None);
+    assert_eq!(c.cache.content_limit_mb, None);
+    assert!(!c.cache.skip_reconfigure && !c.cache.force_rebuild);
+    assert_eq!(c.cache.config_file(), PathBuf::from("/cache/arkiv.config"));
+    assert_eq!(c.cache.log_dir(), PathBuf::from("/cache/logs"));
+    assert_eq!(c.compression, None);
+    assert_eq!(c.parallelism, None);
+    assert!(c.retention.is_empty());
+    assert_eq!(c.restore_selection, RestoreSelection::default());
+    assert!(!c.enable_file_deletion && !c.discover_snapshots && !c.fail_if_no_snapshot);
+    assert!(c.additional_args.is_empty());
+    assert_eq!(c.manual_config, ManualConfig::default());
+    assert_eq!(
+        c.log,
+        LogSettings {
+            level: "info".into(),
+            file_level: "info".into(),
+            max_files: 3,
+            max_age: Duration::from_secs(4 * 3600),
+            content_max_files: 3,
+            content_max_age: Duration::from_secs(4 * 3600),
+        }
+    );
+    assert!(!c.debug_mover && !c.privileged_mover);
+    assert!(c.warnings.is_empty(), "{:?}", c.warnings);
+}
+
+#[test]
+fn cache_limits() {
+    let c = ok(
+        &["backup"],
+        &[
+            ("KOPIA_CACHE_DIR", "/var/cache/arkiv"),
+            ("KOPIA_CACHE_CAPACITY_BYTES", "2147483648"),
+            ("KOPIA_METADATA_CACHE_SIZE_LIMIT_MB", "1433"),
+            ("KOPIA_CONTENT_CACHE_SIZE_LIMIT_MB", " 409 "),
+            ("KOPIA_SKIP_CACHE_CONFIG", "true"),
+            ("KOPIA_FORCE_CACHE_REBUILD", "TRUE"),
+        ],
+    );
+    assert_eq!(c.cache.dir, PathBuf::from("/var/cache/arkiv"));
+    assert_eq!(c.cache.capacity_bytes, 2_147_483_648);
+    assert_eq!(c.cache.metadata_limit_mb, Some(1433));
+    assert_eq!(c.cache.content_limit_mb, Some(409));
+    assert!(c.cache.skip_reconfigure && c.cache.force_rebuild);
+}
+
+#[test]
+fn bad_cache_numbers_are_warnings() {
+    let c = ok(
+        &["backup"],
+        &[
+            ("KOPIA_CACHE_CAPACITY_BYTES", "8Gi"),
+            ("KOPIA_METADATA_CACHE_SIZE_LIMIT_MB", "lots"),
+        ],
+    );
+    assert_eq!(c.cache.capacity_bytes, DEFAULT_CACHE_CAPACITY_BYTES);
+    assert_eq!(c.cache.metadata_limit_mb, None);
+    assert_eq!(c.warnings.len(), 2, "{:?}", c.warnings);
+}
+
+#[test]
+fn compression_parallelism_and_retention() {
+    let c = ok(
+        &["backup"],
+        &[
+            ("KOPIA_COMPRESSION", "zstd-fastest"),
+            ("KOPIA_PARALLELISM", "4"),
+            ("KOPIA_RETAIN_LATEST", "5"),
+            ("KOPIA_RETAIN_HOURLY", "24"),
+            ("KOPIA_RETAIN_DAILY", "7"),
+            ("KOPIA_RETAIN_WEEKLY", "4"),
+            ("KOPIA_RETAIN_MONTHLY", "12"),
+            ("KOPIA_RETAIN_YEARLY", "2"),
+        ],
+    );
+    assert_eq!(c.compression.as_deref(), Some("zstd-fastest"));
+    assert_eq!(c.parallelism, Some(4));
+    assert_eq!(
+        c.retention,
+        Retention {
+            latest: Some(5),
+            hourly: Some(24),
+            daily: Some(7),
+            weekly: Some(4),
+            monthly: Some(12),
+            annual: Some(2),
+        }
+    );
+}
+
+#[test]
+fn bad_parallelism_is_an_error_bad_retention_a_warning() {
+    assert!(matches!(
+        err(&["backup"], &[("KOPIA_PARALLELISM", "many")]),
+        ConfigError::Invalid {
+            var: "KOPIA_PARALLELISM",
+            ..
+        }
+    ));
+    let c = ok(&["backup"], &[("KOPIA_RETAIN_DAILY", "-1")]);
+    assert_eq!(c.retention.daily, None);
+    assert!(c.warnings.iter().any(|w| w.contains("KOPIA_RETAIN_DAILY")));
+}
+
+#[test]
+fn actions_policy_files_proxies_and_misc() {
+    let c = ok(
+        &["backup"],
+        &[
+            ("KOPIA_BEFORE_SNAPSHOT", "sync"),
+            ("KOPIA_AFTER_SNAPSHOT", "echo done"),
+            ("KOPIA_CONFIG_PATH", "/kopia-config"),
+            (
+                "KOPIA_GLOBAL_POLICY_FILE",
+                "/kopia-config/global-policy.json",
+            ),
+            (
+                "KOPIA_REPOSITORY_CONFIG_FILE",
+                "/kopia-config/repository.config",
+            ),
+            ("http_proxy", "http://lower:3128"),
+            ("HTTPS_PROXY", "http://upper:3128"),
+            ("https_proxy", "http://lower:3128"),
+            ("no_proxy", "10.0.0.0/8"),
+            ("DEBUG_MOVER", "1"),
+            ("PRIVILEGED_MOVER", "1"),
+            ("version", "0.1.0"),
+            ("builddate", "2026-07-01"),
+            ("KOPIA_LOG_LEVEL", "debug"),
+            ("KOPIA_LOG_DIR_MAX_FILES", "5"),
+            ("KOPIA_LOG_DIR_MAX_AGE", "1h30m"),
+            ("KOPIA_CONTENT_LOG_DIR_MAX_AGE", "forever"),
+        ],
+    );
+    assert_eq!(c.before_snapshot.as_deref(), Some("sync"));
+    assert_eq!(c.after_snapshot.as_deref(), Some("echo done"));
+    assert_eq!(
+        c.policy_files.config_dir,
+        Some(PathBuf::from("/kopia-config"))
+    );
+    assert_eq!(
+        c.policy_files.global_policy_file,
+        Some(PathBuf::from("/kopia-config/global-policy.json"))
+    );
+    assert_eq!(
+        c.proxy.http.as_ref().map(Secret::expose),
+        Some("http://lower:3128")
+    );
+    assert_eq!(
+        c.proxy.https.as_ref().map(Secret::expose),
+        Some("http://upper:3128")
+    );
+    assert_eq!(c.proxy.no_proxy.as_deref(), Some("10.0.0.0/8"));
+    assert!(c.debug_mover && c.privileged_mover);
+    assert_eq!(c.version.as_deref(), Some("0.1.0"));
+    assert_eq!(c.build_date.as_deref(), Some("2026-07-01"));
+    assert_eq!(c.log.level, "debug");
+    assert_eq!(c.log.max_files, 5);
+    assert_eq!(c.log.max_age, Duration::from_secs(5400));
+    assert_eq!(c.log.content_max_age, Duration::from_secs(4 * 3600));
+    assert!(
+        c.warnings
+            .iter()
+            .any(|w| w.contains("KOPIA_CONTENT_LOG_DIR_MAX_AGE"))
+    );
+}
+
+#[test]
+fn debug_mover_only_for_1() {
+    assert!(!ok(&["backup"], &[("DEBUG_MOVER", "true")]).debug_mover);
+    assert!(ok(&["backup"], &[("DEBUG_MOVER", "1")]).debug_mover);
+}
+
+#[test]
+fn structured_repository_config_is_warned_about() {
+    let c = ok(
+        &["backup"],
+        &[("KOPIA_STRUCTURED_REPOSITORY_CONFIG", r#"{"storage":{}}"#)],
+    );
+    assert!(c.policy_files.structured_repository_config.is_some());
+    assert!(
+        c.warnings
+            .iter()
+            .any(|w| w.contains("KOPIA_STRUCTURED_REPOSITORY_CONFIG"))
+    );
+}
+
+#[test]
+fn go_durations() {
+    assert_eq!(parse_go_duration("4h"), Some(Duration::from_secs(14400)));
+    assert_eq!(parse_go_duration("90m"), Some(Duration::from_secs(5400)));
+    assert_eq!(parse_go_duration("1.5h"), Some(Duration::from_secs(5400)));
+    assert_eq!(parse_go_duration("250ms"), Some(Duration::from_millis(250)));
+    assert_eq!(parse_go_duration("0"), Some(Duration::ZERO));
+    for bad in ["", "4", "h", "4d", "-1h", "1h-"] {
+        assert_eq!(parse_go_duration(bad), None, "{bad}");
+    }
+}
+
+// ---- restore ---------------------------------------------------------------------------
+
+#[test]
+fn restore_flags() {
+    let c = ok(
+        &["restore"],
+        &[
+            ("KOPIA_ENABLE_FILE_DELETION", "true"),
+            ("KOPIA_DISCOVER_SNAPSHOTS", "true"),
+            ("ARKIV_FAIL_IF_NO_SNAPSHOT", "true"),
+            ("KOPIA_PREVIOUS", "2"),
+            ("KOPIA_SHALLOW", "5"),
+        ],
+    );
+    assert!(c.enable_file_deletion && c.discover_snapshots && c.fail_if_no_snapshot);
+    assert_eq!(c.restore_selection.previous, 2);
+    assert_eq!(c.restore_selection.shallow, Some(5));
+}
+
+#[test]
+fn previous_must_be_a_number() {
+    for bad in ["-1", "one", "1.5"] {
+        let e = err(&["restore"], &[("KOPIA_PREVIOUS", bad)]);
+        assert!(
+            matches!(
+                e,
+                ConfigError::Invalid {
+                    var: "KOPIA_PREVIOUS",
+                    ..
+                }
+            ),
+            "{bad}"
+        );
+        assert_eq!(e.exit_code(), 1);
+    }
+}
+
+#[test]
+fn restore_as_of_accepts_any_rfc3339_offset() {
+    for (raw, utc) in [
+        ("2024-05-01T12:00:00Z", "2024-05-01T12:00:00+00:00"),
+        ("2024-05-01T14:00:00+02:00", "2024-05-01T12:00:00+00:00"),
+        ("2024-05-01T06:30:00-05:30", "2024-05-01T12:00:00+00:00"),
+        (
+            "2024-05-01T12:00:00.123456789Z",
+            "2024-05-01T12:00:00.123456789+00:00",
+        ),
+        (" 2024-05-01t12:00:00z ", "2024-05-01T12:00:00+00:00"),
+    ] {
+        let c = ok(&["restore"], &[("KOPIA_RESTORE_AS_OF", raw)]);
+        let t = c
+            .restore_selection
+            .restore_as_of
+            .map(|t| t.with_timezone(&Utc));
+        assert_eq!(t.map(|t| t.to_rfc3339()).as_deref(), Some(utc), "{raw}");
+    }
+}
+
+#[test]
+fn restore_as_of_junk_is_a_clear_error() {
+    for bad in ["yesterday", "2024-05-01", "2024-05-01 12:00", "1714564800"] {
+        let e = err(&["restore"], &[("KOPIA_RESTORE_AS_OF", bad)]);
+        assert_eq!(e.exit_code(), 1);
+        let msg = e.to_string();
+        assert!(msg.starts_with("invalid KOPIA_RESTORE_AS_OF="), "{msg}");
+        assert!(msg.contains("RFC 3339"), "{msg}");
+    }
+}
+
+fn utc(s: &str) -> DateTime<Utc> {
+    match parse_time(s) {
+        Some(t) => t.with_timezone(&Utc),
+        None => panic!("bad test time {s}"),
+    }
+}
+
+#[test]
+fn selection_newest_first_previous_and_as_of() {
+    // Newest first.
+    let times = [
+        utc("2024-05-03T00:00:00Z"),
+        utc("2024-05-02T00:00:00Z"),
+        utc("2024-05-01T00:00:00Z"),
+    ];
+    let sel = |previous, as_of: Option<&str>| RestoreSelection {
+        previous,
+        restore_as_of: as_of.and_then(parse_time),
+        shallow: None,
+    };
+    assert_eq!(sel(0, None).select(&times), Some(0));
+    assert_eq!(sel(2, None).select(&times), Some(2));
+    assert_eq!(sel(3, None).select(&times), None);
+    assert_eq!(sel(0, None).select(&[]), None);
+    // The as-of bound is inclusive and compares instants, not strings: 02:00+02:00 is
+    // midnight UTC on the 2nd.
+    assert_eq!(
+        sel(0, Some("2024-05-02T02:00:00+02:00")).select(&times),
+        Some(1)
+    );
+    assert_eq!(
+        sel(0, Some("2024-05-02T01:59:59+02:00")).select(&times),
+        Some(2)
+    );
+    assert_eq!(sel(1, Some("2024-05-02T00:00:00Z")).select(&times), Some(2));
+    assert_eq!(sel(0, Some("2024-04-30T23:59:59Z")).select(&times), None);
+    // A later local time with a negative offset is still after every snapshot.
+    assert_eq!(
+        sel(0, Some("2024-05-02T20:00:00-05:00")).select(&times),
+        Some(0)
+    );
+}
+
+// ---- manual config ---------------------------------------------------------------------
+
+#[test]
+fn manual_config_mapped_keys() {
+    let c = ok(
+        &["backup"],
+        &[(
+            "KOPIA_MANUAL_CONFIG",
+            r#"{"encryption":{"algorithm":"CHACHA20-POLY1305-HMAC-SHA256"},
+                "splitter":{"algorithm":"DYNAMIC-8M-BUZHASH"},
+                "compression":{"algorithm":"zstd","minSize":1000,"maxSize":9},
+                "caching":{"maxCacheSize":100},
+                "hashing":{"algorithm":"BLAKE3-256"}}"#,
+        )],
+    );
+    assert_eq!(
+        c.manual_config,
+        ManualConfig {
+            encryption: Some("CHACHA20-POLY1305-HMAC-SHA256".into()),
+            splitter: Some("DYNAMIC-8M-BUZHASH".into()),
+            compression: Some("zstd".into()),
+        }
+    );
+    let mut w = c.warnings.clone();
+    w.sort();
+    assert_eq!(
+        w,
+        [
+            "KOPIA_MANUAL_CONFIG.caching.maxCacheSize is not supported by arkiv; ignored",
+            "KOPIA_MANUAL_CONFIG.compression.maxSize is not supported by arkiv; ignored",
+            "KOPIA_MANUAL_CONFIG.compression.minSize is not supported by arkiv; ignored",
+            "KOPIA_MANUAL_CONFIG.hashing is not used by arkiv; ignored",
+        ]
+    );
+}
+
+#[test]
+fn manual_config_invalid_json_is_ignored_with_warning() {
+    for bad in ["{not json", "[1,2]", r#"{"encryption":{"algorithm":5}}"#] {
+        let c = ok(&["backup"], &[("KOPIA_MANUAL_CONFIG", bad)]);
+        assert_eq!(c.manual_config, ManualConfig::default(), "{bad}");
+        assert_eq!(c.warnings.len(), 1, "{bad}: {:?}", c.warnings);
+    }
+}
+
+// ---- redaction -------------------------------------------------------------------------
+
+#[test]
+fn secrets_never_appear_in_debug() {
+    let c = ok(
+        &["backup"],
+        &[
+            ("KOPIA_PASSWORD", "pw-SENTINEL-1"),
+            ("KOPIA_REPOSITORY", "s3://bucket/p"),
+            ("AWS_ACCESS_KEY_ID", "AKIA-SENTINEL-2"),
+            ("AWS_SECRET_ACCESS_KEY", "secret-SENTINEL-3"),
+            ("AWS_SESSION_TOKEN", "token-SENTINEL-4"),
+            ("HTTPS_PROXY", "http://user:proxy-SENTINEL-5@proxy:3128"),
+            (
+                "KOPIA_STRUCTURED_REPOSITORY_CONFIG",
+                "{\"k\":\"cfg-SENTINEL-6\"}",
+            ),
+        ],
+    );
+    let dbg = format!("{c:?}");
+    let pretty = format!("{c:#?}");
+    for out in [&dbg, &pretty] {
+        assert!(!out.contains("SENTINEL"), "{out}");
+        assert!(out.contains("<redacted>"));
+    }
+    assert_eq!(c.password.expose(), "pw-SENTINEL-1");
+    assert!(!c.repository.describe().contains("SENTINEL"));
+}
+
+#[test]
+fn secrets_are_not_echoed_in_errors() {
+    // The only errors carrying a value are for non-secret variables; a bad password cannot be
+    // "invalid", only missing.
+    let e = err(
+        &["backup"],
+        &[("KOPIA_PASSWORD", ""), ("AWS_SECRET_ACCESS_KEY", "x")],
+    );
+    assert_eq!(e, ConfigError::Missing("KOPIA_PASSWORD"));
+}
