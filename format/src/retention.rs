@@ -1,0 +1,1 @@
+//! Snapshot retention (FORMAT.md §13).
