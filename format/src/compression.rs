@@ -86,7 +86,11 @@ const ALL: [(CompressionAlgorithm, &str, u32); 18] = [
     (A::Lz4, "lz4", 0x1400),
     (A::DeflateDefault, "deflate-default", 0x1500),
     (A::DeflateBestSpeed, "deflate-best-speed", 0x1501),
-    (A::DeflateBestCompression, "deflate-best-compression", 0x1502),
+    (
+        A::DeflateBestCompression,
+        "deflate-best-compression",
+        0x1502,
+    ),
 ];
 
 /// The policy compressor name meaning "no compression".
@@ -256,8 +260,14 @@ pub fn decompress(data: &[u8], expected_header: Option<u32>, max_output: usize) 
     read_bounded(reader, alg, max_output)
 }
 
-fn read_bounded(reader: Box<dyn Read + '_>, alg: CompressionAlgorithm, max_output: usize) -> Result<Vec<u8>> {
-    let limit = u64::try_from(max_output).unwrap_or(u64::MAX).saturating_add(1);
+fn read_bounded(
+    reader: Box<dyn Read + '_>,
+    alg: CompressionAlgorithm,
+    max_output: usize,
+) -> Result<Vec<u8>> {
+    let limit = u64::try_from(max_output)
+        .unwrap_or(u64::MAX)
+        .saturating_add(1);
     let mut out = Vec::new();
     reader
         .take(limit)
@@ -367,7 +377,10 @@ mod tests {
         let b = compress(CompressionAlgorithm::Pgzip, b"world").unwrap();
         let mut joined = a.clone();
         joined.extend_from_slice(&b[HEADER_LEN..]);
-        assert_eq!(decompress(&joined, Some(0x1300), 100).unwrap(), b"hello world");
+        assert_eq!(
+            decompress(&joined, Some(0x1300), 100).unwrap(),
+            b"hello world"
+        );
     }
 
     #[test]
@@ -384,7 +397,9 @@ mod tests {
     }
 
     fn supported() -> Vec<CompressionAlgorithm> {
-        CompressionAlgorithm::all().filter(|a| a.is_supported()).collect()
+        CompressionAlgorithm::all()
+            .filter(|a| a.is_supported())
+            .collect()
     }
 
     // kopia repo/compression/compressor_test.go properties.
@@ -403,8 +418,14 @@ mod tests {
             let cz = compress(alg, &zeros).unwrap();
             assert!(cz.len() < zeros.len(), "{alg} must shrink zeros");
             let cr = compress(alg, &random).unwrap();
-            assert!(cr.len() >= random.len(), "{alg} must not shrink random data");
-            assert_eq!(decompress(&cr, Some(alg.header_id()), 20_000).unwrap(), random);
+            assert!(
+                cr.len() >= random.len(),
+                "{alg} must not shrink random data"
+            );
+            assert_eq!(
+                decompress(&cr, Some(alg.header_id()), 20_000).unwrap(),
+                random
+            );
             for other in supported() {
                 if other != alg {
                     assert!(

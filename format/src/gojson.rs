@@ -61,7 +61,8 @@ impl Formatter for GoFormatter {
     where
         W: ?Sized + io::Write,
     {
-        writer.write_all(go_float(value, value.abs() < 1e-6 || value.abs() >= 1e21).as_bytes())
+        let abs = value.abs();
+        writer.write_all(go_float(value, abs != 0.0 && !(1e-6..1e21).contains(&abs)).as_bytes())
     }
 
     fn write_f32<W>(&mut self, writer: &mut W, value: f32) -> io::Result<()>
@@ -69,7 +70,7 @@ impl Formatter for GoFormatter {
         W: ?Sized + io::Write,
     {
         let abs = value.abs();
-        writer.write_all(go_float(value, abs < 1e-6 || abs >= 1e21).as_bytes())
+        writer.write_all(go_float(value, abs != 0.0 && !(1e-6..1e21).contains(&abs)).as_bytes())
     }
 
     fn write_byte_array<W>(&mut self, writer: &mut W, value: &[u8]) -> io::Result<()>
@@ -77,7 +78,11 @@ impl Formatter for GoFormatter {
         W: ?Sized + io::Write,
     {
         writer.write_all(b"\"")?;
-        writer.write_all(base64::engine::general_purpose::STANDARD.encode(value).as_bytes())?;
+        writer.write_all(
+            base64::engine::general_purpose::STANDARD
+                .encode(value)
+                .as_bytes(),
+        )?;
         writer.write_all(b"\"")
     }
 
@@ -117,7 +122,10 @@ fn go_float<F: std::fmt::Display + std::fmt::LowerExp + Copy>(value: F, exponent
 }
 
 /// Writes a string fragment that serde_json did not escape, adding Go's extra escapes.
-fn write_go_escaped_fragment<W: ?Sized + io::Write>(writer: &mut W, fragment: &str) -> io::Result<()> {
+fn write_go_escaped_fragment<W: ?Sized + io::Write>(
+    writer: &mut W,
+    fragment: &str,
+) -> io::Result<()> {
     let mut start = 0;
     for (i, ch) in fragment.char_indices() {
         let esc: &[u8] = match ch {
@@ -344,7 +352,10 @@ pub fn is_unix_epoch(t: &DateTime<Utc>) -> bool {
     *t == DateTime::<Utc>::UNIX_EPOCH
 }
 
-fn serialize_time<S: serde::Serializer>(t: &DateTime<Utc>, s: S) -> std::result::Result<S::Ok, S::Error> {
+fn serialize_time<S: serde::Serializer>(
+    t: &DateTime<Utc>,
+    s: S,
+) -> std::result::Result<S::Ok, S::Error> {
     if !(0..=9999).contains(&t.year()) {
         // Go's Time.MarshalJSON refuses years outside [0,9999].
         return Err(serde::ser::Error::custom(format!(
@@ -355,7 +366,9 @@ fn serialize_time<S: serde::Serializer>(t: &DateTime<Utc>, s: S) -> std::result:
     s.serialize_str(&format_go_time(t))
 }
 
-fn deserialize_time<'de, D: serde::Deserializer<'de>>(d: D) -> std::result::Result<DateTime<Utc>, D::Error> {
+fn deserialize_time<'de, D: serde::Deserializer<'de>>(
+    d: D,
+) -> std::result::Result<DateTime<Utc>, D::Error> {
     let s = <std::borrow::Cow<'de, str> as serde::Deserialize>::deserialize(d)?;
     parse_go_time(&s).map_err(serde::de::Error::custom)
 }
@@ -448,9 +461,15 @@ mod tests {
     #[test]
     fn go_lossy_is_per_byte() {
         // truncated 4-byte sequence: Go yields one U+FFFD per byte
-        assert_eq!(go_string_lossy(&[0xf0, 0x9f, 0x98, b'a']), "\u{fffd}\u{fffd}\u{fffd}a");
+        assert_eq!(
+            go_string_lossy(&[0xf0, 0x9f, 0x98, b'a']),
+            "\u{fffd}\u{fffd}\u{fffd}a"
+        );
         assert_eq!(go_string_lossy("été".as_bytes()), "été");
-        assert_eq!(go_string_lossy(&[0xed, 0xa0, 0x80]), "\u{fffd}\u{fffd}\u{fffd}");
+        assert_eq!(
+            go_string_lossy(&[0xed, 0xa0, 0x80]),
+            "\u{fffd}\u{fffd}\u{fffd}"
+        );
     }
 
     #[test]
@@ -462,6 +481,9 @@ mod tests {
         assert_eq!(s(&1.5e-300f64), "1.5e-300");
         assert_eq!(s(&0.000001f64), "0.000001");
         assert_eq!(s(&3.0f64), "3");
+        assert_eq!(s(&0.0f64), "0");
+        assert_eq!(s(&-0.0f64), "-0");
+        assert_eq!(s(&1e-7f32), "1e-7");
         assert_eq!(s(&1e100f64), "1e+100");
     }
 
@@ -478,8 +500,9 @@ mod tests {
             }
         }
         assert_eq!(s(&B { b: b"hi!" }), r#"{"b":"aGkh"}"#);
-        let raw = serde_json::value::RawValue::from_string("{ \"a\" : \"<x> y\" , \"b\":[1, 2] }".into())
-            .unwrap();
+        let raw =
+            serde_json::value::RawValue::from_string("{ \"a\" : \"<x> y\" , \"b\":[1, 2] }".into())
+                .unwrap();
         assert_eq!(s(&raw), r#"{"a":"\u003cx\u003e y","b":[1,2]}"#);
     }
 
@@ -499,7 +522,10 @@ mod tests {
             l: vec![1, 2],
         };
         let out = String::from_utf8(to_go_json_indent(&v, "  ").unwrap()).unwrap();
-        assert_eq!(out, "{\n  \"a\": 1,\n  \"e\": [],\n  \"m\": {},\n  \"l\": [\n    1,\n    2\n  ]\n}\n");
+        assert_eq!(
+            out,
+            "{\n  \"a\": 1,\n  \"e\": [],\n  \"m\": {},\n  \"l\": [\n    1,\n    2\n  ]\n}\n"
+        );
         assert_eq!(to_go_json_line(&1u8).unwrap(), b"1\n");
     }
 

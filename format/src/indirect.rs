@@ -103,9 +103,10 @@ impl IndirectObject {
                     format!("entry {i} starts at {} instead of {expect}", e.start),
                 ));
             }
-            expect = e.start.checked_add(e.length).ok_or_else(|| {
-                Error::corrupt("indirect object", format!("entry {i} overflows"))
-            })?;
+            expect = e
+                .start
+                .checked_add(e.length)
+                .ok_or_else(|| Error::corrupt("indirect object", format!("entry {i} overflows")))?;
         }
         Ok(IndirectObject { entries })
     }
@@ -145,7 +146,10 @@ mod tests {
     #[test]
     fn v_content_indirect_exact() {
         let obj = IndirectObject::from_chunks([
-            (2_097_152, "00112233445566778899aabbccddeeff".parse().unwrap()),
+            (
+                2_097_152,
+                "00112233445566778899aabbccddeeff".parse().unwrap(),
+            ),
             (1000, "0f0e0d0c0b0a09080706050403020100".parse().unwrap()),
         ])
         .unwrap();

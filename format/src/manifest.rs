@@ -128,7 +128,10 @@ impl<'de> Deserialize<'de> for ManifestEntry {
                 f.write_str("a manifest entry object")
             }
 
-            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> std::result::Result<ManifestEntry, A::Error> {
+            fn visit_map<A: MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> std::result::Result<ManifestEntry, A::Error> {
                 let mut e = ManifestEntry {
                     id: ManifestId::default(),
                     labels: None,
@@ -138,12 +141,17 @@ impl<'de> Deserialize<'de> for ManifestEntry {
                 };
                 while let Some(key) = map.next_key::<std::borrow::Cow<'de, str>>()? {
                     match key.to_ascii_lowercase().as_str() {
-                        "id" => e.id = ManifestId::new(map.next_value::<Option<String>>()?.unwrap_or_default()),
+                        "id" => {
+                            e.id = ManifestId::new(
+                                map.next_value::<Option<String>>()?.unwrap_or_default(),
+                            )
+                        }
                         "labels" => e.labels = map.next_value()?,
                         "modified" => {
                             let s: Option<String> = map.next_value()?;
                             if let Some(s) = s {
-                                e.modified = gojson::parse_go_time(&s).map_err(de::Error::custom)?;
+                                e.modified =
+                                    gojson::parse_go_time(&s).map_err(de::Error::custom)?;
                             }
                         }
                         "deleted" => e.deleted = map.next_value::<Option<bool>>()?.unwrap_or(false),
@@ -173,7 +181,10 @@ impl<'de> Deserialize<'de> for ManifestFile {
                 f.write_str("a manifest object with an entries array")
             }
 
-            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> std::result::Result<ManifestFile, A::Error> {
+            fn visit_map<A: MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> std::result::Result<ManifestFile, A::Error> {
                 let mut entries: Option<Vec<ManifestEntry>> = None;
                 while let Some(key) = map.next_key::<std::borrow::Cow<'de, str>>()? {
                     if key.eq_ignore_ascii_case("entries") {
@@ -285,7 +296,9 @@ mod tests {
     fn v_manifest_decode_and_encode() {
         let gz = hex::decode(V_MANIFEST_GZIP).unwrap();
         let mut json = Vec::new();
-        flate2::read::GzDecoder::new(&gz[..]).read_to_end(&mut json).unwrap();
+        flate2::read::GzDecoder::new(&gz[..])
+            .read_to_end(&mut json)
+            .unwrap();
         assert_eq!(String::from_utf8(json).unwrap(), V_MANIFEST_JSON);
 
         let entries = decode_manifest_content(&gz).unwrap();
@@ -298,7 +311,10 @@ mod tests {
         );
 
         // Built from typed values.
-        let data = crate::snapshot::SnapshotManifest::parse(entries[0].data.as_ref().unwrap().get().as_bytes()).unwrap();
+        let data = crate::snapshot::SnapshotManifest::parse(
+            entries[0].data.as_ref().unwrap().get().as_bytes(),
+        )
+        .unwrap();
         let labels = crate::snapshot::snapshot_labels(&data.source, &data.tags);
         let built = vec![
             ManifestEntry::new(
@@ -342,7 +358,13 @@ mod tests {
     fn merge_rules() {
         let id = |s: &str| ManifestId::new(s);
         let live = |i: &str, m: &str, v: &str| {
-            ManifestEntry::new(id(i), BTreeMap::from([("type".into(), "t".into())]), t(m), v.as_bytes().to_vec()).unwrap()
+            ManifestEntry::new(
+                id(i),
+                BTreeMap::from([("type".into(), "t".into())]),
+                t(m),
+                v.as_bytes().to_vec(),
+            )
+            .unwrap()
         };
         let merged = merge_entries(vec![
             live("a", "2024-01-01T00:00:00Z", "1"),
@@ -362,7 +384,11 @@ mod tests {
             .collect();
         assert_eq!(
             got,
-            [("a".into(), "1".into()), ("b".into(), "2".into()), ("e".into(), "1".into())]
+            [
+                ("a".into(), "1".into()),
+                ("b".into(), "2".into()),
+                ("e".into(), "1".into())
+            ]
         );
     }
 

@@ -7,7 +7,7 @@
 //! [`Policy`] round-trips kopia's policy JSON without losing anything: the sections arkiv
 //! interprets (`retention`, `compression`, `metadataCompression`, `splitter`) are typed and
 //! keep unknown keys of their own in `extra`; every other section is kept as raw JSON; unknown
-//! top-level keys are kept in [`Policy::extra`]. Output key order is kopia's declaration order
+//! top-level keys are kept in the `extra` field of [`Policy`]. Output key order is kopia's declaration order
 //! (`retention, files, errorHandling, scheduling, compression, metadataCompression, splitter,
 //! actions, osSnapshots, logging, upload, noParent`), followed by unknown keys. Key matching
 //! is exact (Go's decoder would also accept other letter cases).
@@ -21,7 +21,9 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use serde_json::value::RawValue;
 
 use crate::gojson;
-use crate::manifest::{HOSTNAME_LABEL, PATH_LABEL, POLICY_TYPE_LABEL, TYPE_LABEL, TYPE_POLICY, USERNAME_LABEL};
+use crate::manifest::{
+    HOSTNAME_LABEL, PATH_LABEL, POLICY_TYPE_LABEL, TYPE_LABEL, TYPE_POLICY, USERNAME_LABEL,
+};
 use crate::snapshot::SourceInfo;
 use crate::{Error, Result};
 
@@ -90,7 +92,10 @@ impl<'de> Deserialize<'de> for RawObject {
             fn visit_unit<E>(self) -> std::result::Result<RawObject, E> {
                 Ok(RawObject(Vec::new()))
             }
-            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> std::result::Result<RawObject, A::Error> {
+            fn visit_map<A: MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> std::result::Result<RawObject, A::Error> {
                 let mut out = Vec::new();
                 while let Some(k) = map.next_key::<String>()? {
                     let v: RawJson = map.next_value()?;
@@ -103,7 +108,10 @@ impl<'de> Deserialize<'de> for RawObject {
     }
 }
 
-fn serialize_members<S: Serializer>(s: S, members: &[(String, RawJson)]) -> std::result::Result<S::Ok, S::Error> {
+fn serialize_members<S: Serializer>(
+    s: S,
+    members: &[(String, RawJson)],
+) -> std::result::Result<S::Ok, S::Error> {
     let mut m = s.serialize_map(Some(members.len()))?;
     for (k, v) in members {
         m.serialize_entry(k, v)?;
@@ -152,14 +160,23 @@ macro_rules! section_serde {
     };
 }
 
-fn push_opt<T: Serialize>(out: &mut Vec<(String, RawJson)>, key: &str, v: &Option<T>) -> Result<()> {
+fn push_opt<T: Serialize>(
+    out: &mut Vec<(String, RawJson)>,
+    key: &str,
+    v: &Option<T>,
+) -> Result<()> {
     if let Some(v) = v {
         out.push((key.to_owned(), to_raw(v)?));
     }
     Ok(())
 }
 
-fn push_if<T: Serialize>(out: &mut Vec<(String, RawJson)>, key: &str, v: &T, present: bool) -> Result<()> {
+fn push_if<T: Serialize>(
+    out: &mut Vec<(String, RawJson)>,
+    key: &str,
+    v: &T,
+    present: bool,
+) -> Result<()> {
     if present {
         out.push((key.to_owned(), to_raw(v)?));
     }
@@ -307,11 +324,36 @@ pub struct CompressionPolicy {
 impl Section for CompressionPolicy {
     fn known_members(&self) -> Result<Vec<(String, RawJson)>> {
         let mut o = Vec::new();
-        push_if(&mut o, "compressorName", &self.compressor_name, !self.compressor_name.is_empty())?;
-        push_if(&mut o, "onlyCompress", &self.only_compress, !self.only_compress.is_empty())?;
-        push_if(&mut o, "noParentOnlyCompress", &true, self.no_parent_only_compress)?;
-        push_if(&mut o, "neverCompress", &self.never_compress, !self.never_compress.is_empty())?;
-        push_if(&mut o, "noParentNeverCompress", &true, self.no_parent_never_compress)?;
+        push_if(
+            &mut o,
+            "compressorName",
+            &self.compressor_name,
+            !self.compressor_name.is_empty(),
+        )?;
+        push_if(
+            &mut o,
+            "onlyCompress",
+            &self.only_compress,
+            !self.only_compress.is_empty(),
+        )?;
+        push_if(
+            &mut o,
+            "noParentOnlyCompress",
+            &true,
+            self.no_parent_only_compress,
+        )?;
+        push_if(
+            &mut o,
+            "neverCompress",
+            &self.never_compress,
+            !self.never_compress.is_empty(),
+        )?;
+        push_if(
+            &mut o,
+            "noParentNeverCompress",
+            &true,
+            self.no_parent_never_compress,
+        )?;
         push_if(&mut o, "minSize", &self.min_size, self.min_size != 0)?;
         push_if(&mut o, "maxSize", &self.max_size, self.max_size != 0)?;
         Ok(o)
@@ -341,7 +383,12 @@ impl Section for CompressionPolicy {
 }
 section_serde!(CompressionPolicy);
 
-fn merge_strings(target: &mut Vec<String>, target_no_parent: &mut bool, src: &[String], src_no_parent: bool) {
+fn merge_strings(
+    target: &mut Vec<String>,
+    target_no_parent: &mut bool,
+    src: &[String],
+    src_no_parent: bool,
+) {
     // kopia mergeStrings: union, sorted, unless a more specific policy said noParent.
     if *target_no_parent {
         return;
@@ -398,7 +445,12 @@ pub struct MetadataCompressionPolicy {
 impl Section for MetadataCompressionPolicy {
     fn known_members(&self) -> Result<Vec<(String, RawJson)>> {
         let mut o = Vec::new();
-        push_if(&mut o, "compressorName", &self.compressor_name, !self.compressor_name.is_empty())?;
+        push_if(
+            &mut o,
+            "compressorName",
+            &self.compressor_name,
+            !self.compressor_name.is_empty(),
+        )?;
         Ok(o)
     }
 
@@ -439,7 +491,12 @@ pub struct SplitterPolicy {
 impl Section for SplitterPolicy {
     fn known_members(&self) -> Result<Vec<(String, RawJson)>> {
         let mut o = Vec::new();
-        push_if(&mut o, "algorithm", &self.algorithm, !self.algorithm.is_empty())?;
+        push_if(
+            &mut o,
+            "algorithm",
+            &self.algorithm,
+            !self.algorithm.is_empty(),
+        )?;
         Ok(o)
     }
 
@@ -530,7 +587,10 @@ impl Section for Policy {
             ("errorHandling".to_owned(), self.error_handling.clone()),
             ("scheduling".to_owned(), self.scheduling.clone()),
             ("compression".to_owned(), to_raw(&self.compression)?),
-            ("metadataCompression".to_owned(), to_raw(&self.metadata_compression)?),
+            (
+                "metadataCompression".to_owned(),
+                to_raw(&self.metadata_compression)?,
+            ),
             ("splitter".to_owned(), to_raw(&self.splitter)?),
             ("actions".to_owned(), self.actions.clone()),
             ("osSnapshots".to_owned(), self.os_snapshots.clone()),
@@ -736,7 +796,13 @@ mod tests {
         let mut p = Policy::parse(&enc).unwrap();
         p.compression.compressor_name = "zstd-fastest".into();
         assert_eq!(p.encode().unwrap().len(), 691);
-        assert_eq!(Policy::parse(DEFAULT_GLOBAL.as_bytes()).unwrap().encode().unwrap(), enc);
+        assert_eq!(
+            Policy::parse(DEFAULT_GLOBAL.as_bytes())
+                .unwrap()
+                .encode()
+                .unwrap(),
+            enc
+        );
     }
 
     #[test]
@@ -798,7 +864,10 @@ mod tests {
     #[test]
     fn labels_like_kopia() {
         let fmt = |m: BTreeMap<String, String>| {
-            m.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(",")
+            m.iter()
+                .map(|(k, v)| format!("{k}={v}"))
+                .collect::<Vec<_>>()
+                .join(",")
         };
         assert_eq!(fmt(policy_labels_global()), "policyType=global,type=policy");
         let si = |s: &str| s.parse::<SourceInfo>().unwrap();
@@ -819,11 +888,13 @@ mod tests {
     proptest! {
         #[test]
         fn retention_roundtrip(v in proptest::collection::vec(proptest::option::of(any::<i64>()), 6), b in proptest::option::of(any::<bool>())) {
-            let mut p = Policy::default();
-            p.retention = RetentionPolicy {
-                keep_latest: v[0], keep_hourly: v[1], keep_daily: v[2],
-                keep_weekly: v[3], keep_monthly: v[4], keep_annual: v[5],
-                ignore_identical_snapshots: b, extra: Vec::new(),
+            let p = Policy {
+                retention: RetentionPolicy {
+                    keep_latest: v[0], keep_hourly: v[1], keep_daily: v[2],
+                    keep_weekly: v[3], keep_monthly: v[4], keep_annual: v[5],
+                    ignore_identical_snapshots: b, extra: Vec::new(),
+                },
+                ..Default::default()
             };
             let enc = p.encode().unwrap();
             let back = Policy::parse(&enc).unwrap();

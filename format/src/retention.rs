@@ -47,7 +47,13 @@ pub struct RetentionInput {
 }
 
 /// Go `t.AddDate(years, months, days)` in zone `tz`, then back to UTC.
-fn go_add_date<Tz: TimeZone>(t: DateTime<Utc>, tz: &Tz, years: i64, months: i64, days: i64) -> Option<DateTime<Utc>> {
+fn go_add_date<Tz: TimeZone>(
+    t: DateTime<Utc>,
+    tz: &Tz,
+    years: i64,
+    months: i64,
+    days: i64,
+) -> Option<DateTime<Utc>> {
     let local = t.with_timezone(tz).naive_local();
     let month0 = i64::from(local.month0()).checked_add(months)?;
     let year = i64::from(local.year())
@@ -173,12 +179,15 @@ pub fn compute_retention_reasons<Tz: TimeZone>(
     ]
     .iter()
     .fold(0i64, |a, v| a.wrapping_add(v.unwrap_or(0)));
-    let keep_latest = if sum == 0 { Some(i64::MAX) } else { r.keep_latest };
+    let keep_latest = if sum == 0 {
+        Some(i64::MAX)
+    } else {
+        r.keep_latest
+    };
 
     // newest first: start time desc, then end time desc (stable for exact ties)
-    let mut order: Vec<usize> = (0..snapshots.len()).collect();
-    order.sort_by(|&a, &b| {
-        let (sa, sb) = (&snapshots[a], &snapshots[b]);
+    let mut order: Vec<(usize, &RetentionInput)> = snapshots.iter().enumerate().collect();
+    order.sort_by(|(_, sa), (_, sb)| {
         sb.start_time
             .cmp(&sa.start_time)
             .then_with(|| sb.end_time.cmp(&sa.end_time))
@@ -187,8 +196,7 @@ pub fn compute_retention_reasons<Tz: TimeZone>(
     let mut ids = std::collections::HashSet::<String>::new();
     let mut counters = std::collections::HashMap::<&'static str, i64>::new();
 
-    for (i, &idx) in order.iter().enumerate() {
-        let s = &snapshots[idx];
+    for (i, &(idx, s)) in order.iter().enumerate() {
         if s.incomplete {
             continue;
         }
@@ -196,7 +204,12 @@ pub fn compute_retention_reasons<Tz: TimeZone>(
         let week = start.with_timezone(local).iso_week();
         let cases: [(DateTime<Utc>, String, &'static str, Option<i64>); 6] = [
             (zero, i.to_string(), "latest", keep_latest),
-            (cut_annual, format!("{:04}", start.year()), "annual", r.keep_annual),
+            (
+                cut_annual,
+                format!("{:04}", start.year()),
+                "annual",
+                r.keep_annual,
+            ),
             (
                 cut_monthly,
                 format!("{:04}-{:02}", start.year(), start.month()),
@@ -241,8 +254,7 @@ pub fn compute_retention_reasons<Tz: TimeZone>(
         }
     }
 
-    for (i, &idx) in order.iter().enumerate() {
-        let s = &snapshots[idx];
+    for (i, &(idx, s)) in order.iter().enumerate() {
         if !s.incomplete {
             break;
         }
@@ -275,7 +287,13 @@ mod tests {
     use super::*;
     use chrono::FixedOffset;
 
-    fn pol(latest: Option<i64>, hourly: Option<i64>, daily: Option<i64>, weekly: Option<i64>, monthly: Option<i64>) -> RetentionPolicy {
+    fn pol(
+        latest: Option<i64>,
+        hourly: Option<i64>,
+        daily: Option<i64>,
+        weekly: Option<i64>,
+        monthly: Option<i64>,
+    ) -> RetentionPolicy {
         RetentionPolicy {
             keep_latest: latest,
             keep_hourly: hourly,
@@ -499,7 +517,14 @@ mod tests {
         assert_eq!(r[0], ["latest-2"]);
         assert_eq!(
             r[1],
-            ["latest-1", "hourly-1", "daily-1", "weekly-1", "monthly-1", "annual-1"]
+            [
+                "latest-1",
+                "hourly-1",
+                "daily-1",
+                "weekly-1",
+                "monthly-1",
+                "annual-1"
+            ]
         );
     }
 
@@ -592,17 +617,40 @@ mod tests {
         assert_eq!(r[1], ["hourly-1"]);
         assert!(compute_retention_reasons(&[], &RetentionPolicy::default(), &Utc).is_empty());
         // extreme settings do not panic
-        let big = pol(Some(i64::MAX), Some(i64::MAX), Some(i64::MIN), Some(i64::MAX), Some(i64::MIN));
+        let big = pol(
+            Some(i64::MAX),
+            Some(i64::MAX),
+            Some(i64::MIN),
+            Some(i64::MAX),
+            Some(i64::MIN),
+        );
         let _ = compute_retention_reasons(&inputs, &big, &Utc);
     }
 
     #[test]
     fn tag_sort() {
-        let mut v: Vec<String> = ["annual-1", "monthly-2", "latest-10", "latest-2", "x-1", "hourly-1"]
-            .iter()
-            .map(|s| s.to_string())
-            .collect();
+        let mut v: Vec<String> = [
+            "annual-1",
+            "monthly-2",
+            "latest-10",
+            "latest-2",
+            "x-1",
+            "hourly-1",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
         sort_retention_tags(&mut v);
-        assert_eq!(v, ["x-1", "latest-10", "latest-2", "hourly-1", "monthly-2", "annual-1"]);
+        assert_eq!(
+            v,
+            [
+                "x-1",
+                "latest-10",
+                "latest-2",
+                "hourly-1",
+                "monthly-2",
+                "annual-1"
+            ]
+        );
     }
 }

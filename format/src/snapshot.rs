@@ -132,7 +132,10 @@ impl FromStr for SourceInfo {
                 host: s.get(p1 + 1..).unwrap_or_default().to_owned(),
                 path: String::new(),
             }),
-            (Some(_), None) => Err(Error::invalid("source", format!("invalid hostname in {s:?}"))),
+            (Some(_), None) => Err(Error::invalid(
+                "source",
+                format!("invalid hostname in {s:?}"),
+            )),
             _ => Err(Error::invalid(
                 "source",
                 format!("{s:?} is not of the form USER@HOST:PATH or USER@HOST"),
@@ -512,7 +515,8 @@ impl DirManifestBuilder {
             s.max_time = dir_mtime;
         }
         s.incomplete = incomplete_reason.to_owned();
-        s.errors.sort_by(|a, b| a.path.as_bytes().cmp(b.path.as_bytes()));
+        s.errors
+            .sort_by(|a, b| a.path.as_bytes().cmp(b.path.as_bytes()));
         sort_entries_like_kopia(&mut self.entries);
         DirManifest {
             entries: self.entries,
@@ -701,10 +705,7 @@ mod tests {
             summary: None,
         });
         let dm = b.build(t("2024-05-06T07:00:00Z"), "");
-        assert_eq!(
-            String::from_utf8(dm.encode().unwrap()).unwrap(),
-            V_DIR_JSON
-        );
+        assert_eq!(String::from_utf8(dm.encode().unwrap()).unwrap(), V_DIR_JSON);
         let parsed = DirManifest::parse(V_DIR_JSON.as_bytes()).unwrap();
         assert_eq!(parsed, dm);
         assert_eq!(parsed.entries[1].mode, 0o40000755);
@@ -726,10 +727,8 @@ mod tests {
         let enc = String::from_utf8(built.encode().unwrap()).unwrap();
         assert_eq!(enc, v.replace("\"entries\":[]", "\"entries\":null"));
         // repo-b nested/empty-dir: content k06042ad… is 144 bytes long.
-        let kopia = DirManifestBuilder::new().build(
-            gojson::parse_go_time("2023-11-19T08:13:20Z").unwrap(),
-            "",
-        );
+        let kopia = DirManifestBuilder::new()
+            .build(gojson::parse_go_time("2023-11-19T08:13:20Z").unwrap(), "");
         assert_eq!(kopia.encode().unwrap().len(), 144);
     }
 
@@ -850,7 +849,11 @@ mod tests {
             &BTreeMap::from([("tag:fixture".to_string(), "golden".to_string())]),
         );
         assert_eq!(
-            labels.iter().map(|(k, v)| format!("{k}:{v}")).collect::<Vec<_>>().join(" "),
+            labels
+                .iter()
+                .map(|(k, v)| format!("{k}:{v}"))
+                .collect::<Vec<_>>()
+                .join(" "),
             "hostname:fixture-host path:/data tag:fixture:golden type:snapshot username:fixture"
         );
     }
@@ -908,7 +911,10 @@ mod tests {
         assert_eq!(s.max_time, t(50));
         assert_eq!(s.errors[0].path, "sub/a");
         assert_eq!(
-            dm.entries.iter().map(|e| e.name.as_str()).collect::<Vec<_>>(),
+            dm.entries
+                .iter()
+                .map(|e| e.name.as_str())
+                .collect::<Vec<_>>(),
             ["sub", "a", "z"]
         );
         let enc = String::from_utf8(dm.encode().unwrap()).unwrap();
