@@ -28,6 +28,7 @@ pub mod manifest;
 pub mod pack;
 pub mod policy;
 pub mod repo_format;
+pub mod retention;
 pub mod snapshot;
 pub mod splitter;
 
