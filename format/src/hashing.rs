@@ -351,7 +351,8 @@ mod tests {
     #[test]
     fn v_hash_table() {
         use HashAlgorithm::*;
-        let rows: [(&[u8], [(HashAlgorithm, &str); 6]); 3] = [
+        type Row<'a> = (&'a [u8], [(HashAlgorithm, &'a str); 6]);
+        let rows: [Row; 3] = [
             (
                 b"",
                 [
