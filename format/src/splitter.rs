@@ -289,7 +289,7 @@ impl Splitter {
     /// A buzhash splitter with an arbitrary power-of-two average (kopia's test splitters):
     /// min = avg/2, max = 2·avg.
     pub fn buzhash(avg: usize) -> Result<Splitter> {
-        if !avg.is_power_of_two() || avg < 2 || avg > (1 << 31) {
+        if !avg.is_power_of_two() || !(2..=(1 << 31)).contains(&avg) {
             return Err(Error::invalid(
                 "splitter",
                 format!("buzhash average {avg} is not a power of two in 2..=2^31"),
