@@ -237,6 +237,12 @@ impl FromStr for SplitterKind {
     }
 }
 
+#[inline(always)]
+fn table(b: u8) -> u32 {
+    #[expect(clippy::indexing_slicing, reason = "u8 index into a 256-entry table")]
+    BUZHASH_TABLE[b as usize]
+}
+
 #[derive(Clone, Copy, Debug)]
 enum Mode {
     Fixed { size: usize },
@@ -372,17 +378,75 @@ impl Splitter {
         out
     }
 
-    #[expect(
-        clippy::indexing_slicing,
-        reason = "u8 index into a 256-entry table; window index masked to 0..64"
-    )]
-    #[inline]
+    /// Rolls one byte in without checking for a boundary.
     fn roll(&mut self, c: u8) {
-        let out = self.window[self.pos];
-        self.window[self.pos] = c;
+        let o = self.window_byte(0);
+        if let Some(slot) = self.window.get_mut(self.pos) {
+            *slot = c;
+        }
         self.pos = (self.pos + 1) & (WINDOW - 1);
-        self.sum =
-            self.sum.rotate_left(1) ^ BUZHASH_TABLE[out as usize] ^ BUZHASH_TABLE[c as usize];
+        self.sum = self.sum.rotate_left(1) ^ table(o) ^ table(c);
+    }
+
+    /// Rolls `data` in, checking after each byte; returns the number of bytes up to and
+    /// including the first byte after which `sum & mask == 0` (bytes after it are not consumed).
+    ///
+    /// Hot loop: the first WINDOW bytes take their outgoing byte from the ring, later ones
+    /// straight from `data` (64 bytes back); the ring is refreshed once at the end.
+    fn scan(&mut self, data: &[u8], mask: u32) -> Option<usize> {
+        let mut sum = self.sum;
+        let head_len = data.len().min(WINDOW);
+        let (head, _) = data.split_at(head_len);
+        let mut hit = None;
+        for (i, &c) in head.iter().enumerate() {
+            let o = self.window_byte(i);
+            sum = sum.rotate_left(1) ^ table(o) ^ table(c);
+            if sum & mask == 0 {
+                hit = Some(i + 1);
+                break;
+            }
+        }
+        if hit.is_none() {
+            let later = data.get(WINDOW..).unwrap_or(&[]);
+            for (i, (&o, &c)) in data.iter().zip(later).enumerate() {
+                sum = sum.rotate_left(1) ^ table(o) ^ table(c);
+                if sum & mask == 0 {
+                    hit = Some(WINDOW + i + 1);
+                    break;
+                }
+            }
+        }
+        let used = hit.unwrap_or(data.len());
+        self.push_window(data.get(..used).unwrap_or(&[]));
+        self.sum = sum;
+        hit
+    }
+
+    /// The byte `i` positions after the oldest byte of the window (`i < WINDOW`).
+    #[inline]
+    fn window_byte(&self, i: usize) -> u8 {
+        self.window
+            .get((self.pos + i) & (WINDOW - 1))
+            .copied()
+            .unwrap_or(0)
+    }
+
+    /// Makes `bytes` (already hashed) the newest bytes of the window.
+    fn push_window(&mut self, bytes: &[u8]) {
+        if bytes.len() >= WINDOW {
+            let start = bytes.len() - WINDOW;
+            if let Some(last) = bytes.get(start..) {
+                self.window.copy_from_slice(last);
+            }
+            self.pos = 0;
+        } else {
+            for &c in bytes {
+                if let Some(slot) = self.window.get_mut(self.pos) {
+                    *slot = c;
+                }
+                self.pos = (self.pos + 1) & (WINDOW - 1);
+            }
+        }
     }
 
     fn find_buzhash(&mut self, data: &[u8], min: usize, mask: u32, max: usize) -> Option<usize> {
@@ -402,12 +466,9 @@ impl Splitter {
         let budget = max.saturating_sub(self.count);
         let tail = data.get(consumed..).unwrap_or(&[]);
         let checked = tail.get(..budget.min(tail.len())).unwrap_or(&[]);
-        for (i, &c) in checked.iter().enumerate() {
-            self.roll(c);
-            if self.sum & mask == 0 {
-                self.count = 0;
-                return Some(consumed + i + 1);
-            }
+        if let Some(i) = self.scan(checked, mask) {
+            self.count = 0;
+            return Some(consumed + i);
         }
         self.count += checked.len();
         consumed += checked.len();
