@@ -25,6 +25,8 @@ use futures::{StreamExt, TryStreamExt};
 use crate::blob::{BlobMetadata, BlobStorage};
 use crate::{Error, ErrorKind, Result, cpu};
 
+pub mod writer;
+
 /// How many index blobs are fetched at once while loading.
 const INDEX_LOAD_PARALLELISM: usize = 8;
 
@@ -187,9 +189,12 @@ async fn load_index_blob(
     cpu::run(move || {
         let plain = encryption::decrypt_blob(&cipher, id.as_str(), &data)
             .map_err(|e| Error::format(format!("index blob {id}"), e))?;
-        let reader = IndexReader::parse(plain)
-            .map_err(|e| Error::format(format!("index blob {id}"), e))?;
-        Ok(LoadedIndex { blob_id: id, reader })
+        let reader =
+            IndexReader::parse(plain).map_err(|e| Error::format(format!("index blob {id}"), e))?;
+        Ok(LoadedIndex {
+            blob_id: id,
+            reader,
+        })
     })
     .await
 }

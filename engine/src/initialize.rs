@@ -10,7 +10,7 @@ use arkiv_format::hashing::HashAlgorithm;
 use arkiv_format::ids::BlobId;
 use arkiv_format::maintenance::MaintenanceParams;
 use arkiv_format::policy::{self, Policy};
-use arkiv_format::repo_format::{self, BlobCfg, EpochParameters, FormatBlob, KeyDerivation, RepositoryConfig};
+use arkiv_format::repo_format::{self, BlobCfg, FormatBlob, KeyDerivation, RepositoryConfig};
 use arkiv_format::splitter::SplitterKind;
 use bytes::Bytes;
 
@@ -79,19 +79,11 @@ pub async fn create_repository(
     let unique_id: [u8; 32] = rand::random();
     let secret: [u8; 32] = rand::random();
     let master_key: [u8; 32] = rand::random();
-    let config = RepositoryConfig {
-        hash: opts.hash.to_string(),
-        encryption: opts.encryption.to_string(),
-        secret: secret.to_vec(),
-        master_key: master_key.to_vec(),
-        version: 3,
-        max_pack_size: opts.max_pack_size,
-        index_version: 2,
-        epoch_parameters: EpochParameters::default(),
-        enable_password_change: true,
-        splitter: opts.splitter.to_string(),
-        ..RepositoryConfig::default()
-    };
+    let mut config = RepositoryConfig::new_default(secret.to_vec(), master_key.to_vec());
+    config.hash = opts.hash.to_string();
+    config.encryption = opts.encryption.to_string();
+    config.max_pack_size = i64::from(opts.max_pack_size);
+    config.splitter = opts.splitter.to_string();
     config
         .validate()
         .map_err(|e| Error::format("new repository parameters", e))?;
@@ -100,21 +92,20 @@ pub async fn create_repository(
     let (format_bytes, blobcfg_bytes) = cpu::run(move || {
         let format_key = repo_format::derive_format_key(kdf, &pw, &unique_id)
             .map_err(|e| Error::format("key derivation", e))?;
-        let encrypted = repo_format::encrypt_config(&config, &format_key, &unique_id, rand::random())
-            .map_err(|e| Error::format("repository config", e))?;
-        let blobcfg = BlobCfg::default()
-            .encrypt(&format_key, &unique_id, rand::random())
-            .map_err(|e| Error::format("blob config", e))?;
-        let blob = FormatBlob {
-            tool: "https://github.com/kopia/kopia".to_owned(),
-            build_version: format!("arkiv-{}", env!("CARGO_PKG_VERSION")),
-            build_info: "arkiv".to_owned(),
-            unique_id: unique_id.to_vec(),
-            key_algo: kdf.to_string(),
-            encryption: "AES256_GCM".to_owned(),
-            encrypted_block_format: encrypted,
-        };
-        Ok((blob.to_bytes(), blobcfg))
+        let mut blob = FormatBlob::new(
+            format!("arkiv-{}", env!("CARGO_PKG_VERSION")),
+            "arkiv",
+            unique_id.to_vec(),
+            kdf,
+        );
+        blob.encrypted_block_format =
+            repo_format::encrypt_config(&config, &format_key, &unique_id, rand::random())
+                .map_err(|e| Error::format("repository config", e))?;
+        let blobcfg =
+            repo_format::encrypt_blobcfg(&blob, &format_key, &BlobCfg::default(), rand::random())
+                .map_err(|e| Error::format("blob config", e))?;
+        let bytes = blob.to_bytes();
+        Ok((bytes, blobcfg))
     })
     .await?;
     storage
@@ -138,7 +129,7 @@ pub async fn write_initial_manifests(repo: &Repository, opts: &CreateOptions) ->
     let cw = ContentWriter::new(repo.clone(), rt, &opts.username, &opts.hostname)?;
     let now = repo.clock().now();
     let policy_json = Policy::kopia_default_global()
-        .to_json()
+        .encode()
         .map_err(|e| Error::format("global policy", e))?;
     let params_json = MaintenanceParams::default_for_owner(&opts.maintenance_owner)
         .to_json()

@@ -25,7 +25,7 @@ impl ManifestBatch {
         payload_json: &[u8],
         modified: DateTime<Utc>,
     ) -> Result<ManifestId> {
-        if !labels.contains_key(manifest::LABEL_TYPE) {
+        if !labels.contains_key(manifest::TYPE_LABEL) {
             return Err(Error::Config("manifest without a type label".into()));
         }
         let id = ManifestId::from_random(rand::random());

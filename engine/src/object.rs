@@ -63,7 +63,7 @@ fn write_chunks(
     let mut chunk: Vec<u8> = Vec::new();
     let mut buf = vec![0u8; READ_BUFFER];
     let mut total: u64 = 0;
-    let mut emit = |chunk: &mut Vec<u8>, entries: &mut Vec<IndirectEntry>, start: u64| -> Result<()> {
+    let emit = |chunk: &mut Vec<u8>, entries: &mut Vec<IndirectEntry>, start: u64| -> Result<()> {
         let id = cw.write_content(chunk, opts.prefix, opts.compression)?;
         entries.push(IndirectEntry {
             start,
@@ -134,7 +134,9 @@ fn write_indirect(
     prefix: Option<u8>,
     opts: &ObjectWriteOptions,
 ) -> Result<ObjectId> {
-    let list = IndirectObject { entries }.encode();
+    let list = IndirectObject { entries }
+        .encode()
+        .map_err(|e| Error::format("chunk list", e))?;
     let list_opts = ObjectWriteOptions {
         prefix: Some(prefix.unwrap_or(b'x')),
         compression: opts.metadata_compression,

@@ -93,7 +93,9 @@ impl Repository {
             Err(e) if e.kind() == ErrorKind::NotFound => {
                 return Err(Error::RepositoryNotFound {
                     location,
-                    detail: format!("no {FORMAT_BLOB_ID} blob (not a kopia repository, or not initialised)"),
+                    detail: format!(
+                        "no {FORMAT_BLOB_ID} blob (not a kopia repository, or not initialised)"
+                    ),
                 });
             }
             Err(e) => return Err(e),
@@ -115,7 +117,7 @@ impl Repository {
         let hasher = Hasher::new(
             cfg.hash_algorithm()
                 .map_err(|e| Error::format("repository hash", e))?,
-            &cfg.secret,
+            &cfg.hmac_secret,
         )
         .map_err(|e| Error::format("repository hash", e))?;
         let cipher = ContentCipher::new(
@@ -330,7 +332,7 @@ impl Repository {
             };
             let mut manifest = SnapshotManifest::parse(data.get().as_bytes())
                 .map_err(|e| Error::format(format!("snapshot manifest {id}"), e))?;
-            manifest.id = id.to_string();
+            manifest.id = id.clone();
             out.push(Snapshot {
                 id,
                 manifest,

@@ -121,8 +121,13 @@ pub async fn verify(repo: &Repository, opts: &VerifyOptions) -> Result<VerifyRep
     let mut seen_contents: HashSet<ContentId> = HashSet::new();
     for snap in &snapshots {
         report.snapshots += 1;
-        let mut stack: Vec<(String, DirEntry)> =
-            vec![(snap.id.to_string(), snap.manifest.root_entry.clone())];
+        let Some(root) = snap.manifest.root_entry.clone() else {
+            report
+                .problems
+                .push(format!("snapshot {} has no root entry", snap.id));
+            continue;
+        };
+        let mut stack: Vec<(String, DirEntry)> = vec![(snap.id.to_string(), root)];
         while let Some((path, entry)) = stack.pop() {
             match entry.entry_type {
                 EntryType::Directory => {
@@ -152,9 +157,9 @@ pub async fn verify(repo: &Repository, opts: &VerifyOptions) -> Result<VerifyRep
                             for c in chunks {
                                 let cid = c.object.content_id();
                                 match repo.content_info(&cid) {
-                                    Ok(Some(info)) if info.deleted => report.problems.push(
-                                        format!("{path}: content {cid} is marked deleted"),
-                                    ),
+                                    Ok(Some(info)) if info.deleted => report
+                                        .problems
+                                        .push(format!("{path}: content {cid} is marked deleted")),
                                     Ok(Some(_)) => {}
                                     Ok(None) => report
                                         .problems

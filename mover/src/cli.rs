@@ -309,6 +309,16 @@ async fn snapshot_list(g: &GlobalArgs, env: Env<'_>, a: SnapshotListArgs) -> Res
     Ok(exit::OK)
 }
 
+/// The root entry of a snapshot (kopia allows a null one in broken manifests).
+pub(crate) fn root_of(s: &Snapshot) -> Result<&DirEntry> {
+    s.manifest.root_entry.as_ref().ok_or_else(|| {
+        anyhow::Error::new(Error::Corrupt(format!(
+            "snapshot {} has no root entry",
+            s.id
+        )))
+    })
+}
+
 /// Picks the snapshot for `latest` or an ID.
 fn pick_snapshot<'a>(
     snapshots: &'a [Snapshot],
@@ -338,7 +348,7 @@ fn pick_snapshot<'a>(
     }
     candidates
         .into_iter()
-        .filter(|s| s.manifest.incomplete.is_none_or(|i| i.is_empty()))
+        .filter(|s| s.manifest.incomplete.is_empty())
         .max_by(|a, b| a.manifest.start_time.cmp(&b.manifest.start_time))
         .ok_or_else(|| CliError::new(exit::NOT_FOUND, "no snapshot found for `latest`"))
 }
@@ -349,7 +359,7 @@ async fn restore(g: &GlobalArgs, env: Env<'_>, a: RestoreArgs) -> Result<i32> {
     let (id, sub) = split_spec(&a.snapshot);
     let source = a.source.as_deref().map(parse_source).transpose()?;
     let snap = pick_snapshot(&snapshots, id, source.as_ref())?;
-    let entry = resolve_path(&repo, &snap.manifest.root_entry, sub).await?;
+    let entry = resolve_path(&repo, root_of(snap)?, sub).await?;
     eprintln!(
         "Restoring snapshot {} of {} ({}) to {}",
         snap.id,
@@ -358,11 +368,9 @@ async fn restore(g: &GlobalArgs, env: Env<'_>, a: RestoreArgs) -> Result<i32> {
         a.target.display()
     );
     let started = std::time::Instant::now();
-    let opts = RestoreOptions {
-        delete_extra: a.delete_extra,
-        parallel_files: a.parallel.max(1),
-        ..RestoreOptions::default()
-    };
+    let mut opts = RestoreOptions::default();
+    opts.delete_extra = a.delete_extra;
+    opts.parallel_files = a.parallel.max(1);
     let stats = restore_entry(&repo, &entry, &a.target, opts).await?;
     eprintln!(
         "Restored {} files, {} directories, {} symlinks, {} ({} bytes){} in {:.1}s",
@@ -393,7 +401,7 @@ async fn resolve_arg(repo: &Repository, spec: &str) -> Result<DirEntry> {
     }
     let snapshots = repo.snapshots().await?;
     let snap = find_snapshot(&snapshots, head)?;
-    Ok(resolve_path(repo, &snap.manifest.root_entry, sub).await?)
+    Ok(resolve_path(repo, root_of(snap)?, sub).await?)
 }
 
 async fn ls(g: &GlobalArgs, env: Env<'_>, a: LsArgs) -> Result<i32> {
@@ -452,10 +460,8 @@ async fn verify_cmd(g: &GlobalArgs, env: Env<'_>, a: VerifyArgs) -> Result<i32> 
     }
     let repo = g.open(env).await?;
     let started = std::time::Instant::now();
-    let opts = VerifyOptions {
-        verify_files_percent: a.verify_files_percent,
-        ..VerifyOptions::default()
-    };
+    let mut opts = VerifyOptions::default();
+    opts.verify_files_percent = a.verify_files_percent;
     let report = verify(&repo, &opts).await?;
     for p in &report.problems {
         eprintln!("ERROR: {p}");

@@ -9,9 +9,9 @@ pub mod exit;
 pub mod location;
 pub mod output;
 pub mod policy;
+pub mod report;
 pub mod signals;
 pub mod write;
-pub mod report;
 
 /// Installs the stderr logger (`ARKIV_LOG` filters, default `warn`).
 pub fn init_logging() {

@@ -85,25 +85,34 @@ pub fn ls_line(e: &DirEntry, shown_name: &str, long: bool) -> String {
 
 /// `snapshot list` as text, grouped by source like kopia.
 pub fn snapshot_list_text(snaps: &[&Snapshot]) -> String {
-    let mut sources: Vec<String> = snaps.iter().map(|s| s.manifest.source.to_string()).collect();
+    let mut sources: Vec<String> = snaps
+        .iter()
+        .map(|s| s.manifest.source.to_string())
+        .collect();
     sources.sort();
     sources.dedup();
     let mut out = String::new();
     for src in sources {
         let _ = writeln!(out, "{src}");
-        for s in snaps.iter().filter(|s| s.manifest.source.to_string() == src) {
+        for s in snaps
+            .iter()
+            .filter(|s| s.manifest.source.to_string() == src)
+        {
             let m = &s.manifest;
-            let root = &m.root_entry;
+            let Some(root) = &m.root_entry else { continue };
             let (size, files, dirs) = match &root.summary {
                 Some(sum) => (sum.size, sum.files, sum.dirs),
-                None => (m.stats.total_size, m.stats.file_count, m.stats.dir_count),
+                None => (
+                    m.stats.total_size,
+                    i64::from(m.stats.file_count),
+                    i64::from(m.stats.dir_count),
+                ),
             };
-            let incomplete = m
-                .incomplete
-                .as_deref()
-                .filter(|i| !i.is_empty())
-                .map(|i| format!(" incomplete:{i}"))
-                .unwrap_or_default();
+            let incomplete = if m.incomplete.is_empty() {
+                String::new()
+            } else {
+                format!(" incomplete:{}", m.incomplete)
+            };
             let _ = writeln!(
                 out,
                 "  {} {} {} {} {} files:{} dirs:{}{}",

@@ -22,11 +22,18 @@ fn config_err(msg: String) -> anyhow::Error {
 }
 
 /// `arkiv repository create`
-pub async fn repository_create(g: &GlobalArgs, env: Env<'_>, a: RepositoryCreateArgs) -> Result<i32> {
+pub async fn repository_create(
+    g: &GlobalArgs,
+    env: Env<'_>,
+    a: RepositoryCreateArgs,
+) -> Result<i32> {
     if !a.ecc.eq_ignore_ascii_case("none") && !a.ecc.is_empty() {
         return Err(CliError::new(
             exit::UNSUPPORTED,
-            format!("unsupported ECC {:?}: arkiv creates repositories without error correction", a.ecc),
+            format!(
+                "unsupported ECC {:?}: arkiv creates repositories without error correction",
+                a.ecc
+            ),
         ));
     }
     let (user, host) = g.identity();
@@ -69,7 +76,9 @@ pub async fn repository_status(g: &GlobalArgs, env: Env<'_>) -> Result<i32> {
         let markers = repo.storage().list("xe").await?;
         markers
             .iter()
-            .filter_map(|m| arkiv_format::indexblob::epoch::epoch_number_from_blob_id(m.id.as_str()))
+            .filter_map(|m| {
+                arkiv_format::indexblob::epoch::epoch_number_from_blob_id(m.id.as_str())
+            })
             .max()
             .unwrap_or(0)
     };
@@ -87,30 +96,50 @@ pub async fn repository_status(g: &GlobalArgs, env: Env<'_>) -> Result<i32> {
     out += &format!("Description:         Repository at {}\n", loc.describe());
     out += &format!("Hostname:            {host}\nUsername:            {user}\n\n");
     out += &format!("Storage:             {}\n\n", repo.storage().describe());
-    out += &format!("Unique ID:           {}\n", hex_encode(&repo.format().blob.unique_id));
+    out += &format!(
+        "Unique ID:           {}\n",
+        hex_encode(&repo.format().blob.unique_id)
+    );
     out += &format!("Hash:                {}\n", cfg.hash);
     out += &format!("Encryption:          {}\n", cfg.encryption);
     out += &format!("Splitter:            {}\n", cfg.splitter_name());
     out += &format!("Format version:      {}\n", cfg.version);
-    out += &format!("Content compression: {}\n", cfg.effective_index_version() >= 2);
+    out += &format!(
+        "Content compression: {}\n",
+        cfg.effective_index_version() >= 2
+    );
     out += &format!("Password changes:    {}\n", cfg.enable_password_change);
     out += &format!(
         "Max pack length:     {}\n",
         bytes_base10(u64::from(cfg.effective_max_pack_size()))
     );
-    out += &format!("Index Format:        v{}\n\n", cfg.effective_index_version());
+    out += &format!(
+        "Index Format:        v{}\n\n",
+        cfg.effective_index_version()
+    );
     if ep.enabled {
         out += "Epoch Manager:       enabled\n";
         out += &format!("Current Epoch: {write_epoch}\n\n");
-        out += &format!("Epoch refresh frequency: {}\n", dur(ep.epoch_refresh_frequency));
+        out += &format!(
+            "Epoch refresh frequency: {}\n",
+            dur(ep.epoch_refresh_frequency)
+        );
         out += &format!(
             "Epoch advance on:        {} blobs or {}, minimum {}\n",
             ep.epoch_advance_on_count_threshold,
-            bytes_base10(u64::try_from(ep.epoch_advance_on_total_size_bytes_threshold).unwrap_or(0)),
+            bytes_base10(
+                u64::try_from(ep.epoch_advance_on_total_size_bytes_threshold).unwrap_or(0)
+            ),
             dur(ep.min_epoch_duration)
         );
-        out += &format!("Epoch cleanup margin:    {}\n", dur(ep.cleanup_safety_margin));
-        out += &format!("Epoch checkpoint every:  {} epochs\n", ep.full_checkpoint_frequency);
+        out += &format!(
+            "Epoch cleanup margin:    {}\n",
+            dur(ep.cleanup_safety_margin)
+        );
+        out += &format!(
+            "Epoch checkpoint every:  {} epochs\n",
+            ep.full_checkpoint_frequency
+        );
     } else {
         out += "Epoch Manager:       disabled\n";
     }
@@ -126,9 +155,10 @@ fn hex_encode(b: &[u8]) -> String {
 pub fn parse_compression(name: &str) -> Result<Option<CompressionAlgorithm>> {
     match name {
         "none" | "" => Ok(None),
-        "zstd-fastest" | "zstd" | "zstd-better-compression" | "zstd-best-compression" => {
-            Ok(Some(CompressionAlgorithm::from_name(name).map_err(|e| config_err(e.to_string()))?))
-        }
+        "zstd-fastest" | "zstd" | "zstd-better-compression" | "zstd-best-compression" => Ok(Some(
+            CompressionAlgorithm::from_name(name)
+                .ok_or_else(|| config_err(format!("unknown compression {name:?}")))?,
+        )),
         other => Err(config_err(format!(
             "unsupported --compression {other:?}: use zstd-fastest, zstd, zstd-better-compression, zstd-best-compression or none"
         ))),
@@ -136,14 +166,17 @@ pub fn parse_compression(name: &str) -> Result<Option<CompressionAlgorithm>> {
 }
 
 /// The latest complete snapshot of `source` (for incremental uploads).
-pub async fn previous_root(repo: &Repository, source: &SourceInfo) -> Result<Option<arkiv_format::snapshot::DirEntry>> {
+pub async fn previous_root(
+    repo: &Repository,
+    source: &SourceInfo,
+) -> Result<Option<arkiv_format::snapshot::DirEntry>> {
     let snaps = repo.snapshots().await?;
     Ok(snaps
         .into_iter()
         .filter(|s| &s.manifest.source == source)
-        .filter(|s| s.manifest.incomplete.as_deref().is_none_or(str::is_empty))
+        .filter(|s| s.manifest.incomplete.is_empty())
         .max_by(|a, b| a.manifest.start_time.cmp(&b.manifest.start_time))
-        .map(|s| s.manifest.root_entry))
+        .and_then(|s| s.manifest.root_entry))
 }
 
 /// Summary of a finished snapshot (the `--json` object).
@@ -219,19 +252,20 @@ pub async fn snapshot_create(g: &GlobalArgs, env: Env<'_>, a: SnapshotCreateArgs
     ticker.abort();
     let result = result?;
     let m = &result.manifest;
-    let summ = m.root_entry.summary.clone().unwrap_or_default();
+    let root = m.root_entry.clone().unwrap_or_default();
+    let summ = root.summary.clone().unwrap_or_default();
     let summary = SnapshotSummary {
         snapshot_id: result.manifest_id.to_string(),
         source: source.to_string(),
-        root_object: m.root_entry.object.to_string(),
+        root_object: root.object.to_string(),
         files: summ.files,
         dirs: summ.dirs,
         bytes: summ.size,
-        hashed_files: m.stats.file_count,
-        cached_files: m.stats.cached_files,
+        hashed_files: i64::from(m.stats.file_count),
+        cached_files: i64::from(m.stats.cached_files),
         new_bytes: result.new_bytes,
         uploaded_bytes: result.packed_bytes,
-        errors: m.stats.error_count,
+        errors: i64::from(m.stats.error_count),
         duration_seconds: started.elapsed().as_secs_f64(),
     };
     eprintln!(
@@ -253,7 +287,10 @@ pub async fn snapshot_create(g: &GlobalArgs, env: Env<'_>, a: SnapshotCreateArgs
         println!("{}", serde_json::to_string(&summary)?);
     }
     if summary.errors > 0 {
-        eprintln!("arkiv: warning: {} entries could not be read (see the log above); the snapshot records them as failed", summary.errors);
+        eprintln!(
+            "arkiv: warning: {} entries could not be read (see the log above); the snapshot records them as failed",
+            summary.errors
+        );
         return Ok(exit::PARTIAL);
     }
     Ok(exit::OK)

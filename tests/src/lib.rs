@@ -67,7 +67,10 @@ pub fn arkiv(repo: &Path, password: &str) -> Command {
         .env("PATH", std::env::var("PATH").unwrap_or_default())
         .env("HOME", std::env::temp_dir())
         .env("TZ", "UTC")
-        .env("ARKIV_REPOSITORY", format!("filesystem://{}", repo.display()))
+        .env(
+            "ARKIV_REPOSITORY",
+            format!("filesystem://{}", repo.display()),
+        )
         .env("ARKIV_PASSWORD", password);
     c
 }
@@ -148,7 +151,11 @@ pub fn make_tree(dir: &Path, variant: u32) {
         .arg(variant.to_string())
         .output()
         .expect("python3 make_tree.py");
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 /// Parses a manifest into path → (type, size, mode, mtime_ns, digest).

@@ -20,13 +20,20 @@ fn blob_file(repo: &Path, prefix: &str) -> PathBuf {
     // find the .f file of the first blob whose ID starts with prefix
     let mut found = Vec::new();
     for e in walk(repo) {
-        let rel = e.strip_prefix(repo).unwrap().to_string_lossy().replace('/', "");
+        let rel = e
+            .strip_prefix(repo)
+            .unwrap()
+            .to_string_lossy()
+            .replace('/', "");
         if rel.starts_with(prefix) && rel.ends_with(".f") {
             found.push(e);
         }
     }
     found.sort();
-    found.into_iter().next().unwrap_or_else(|| panic!("no blob with prefix {prefix}"))
+    found
+        .into_iter()
+        .next()
+        .unwrap_or_else(|| panic!("no blob with prefix {prefix}"))
 }
 
 fn walk(dir: &Path) -> Vec<PathBuf> {
@@ -51,14 +58,18 @@ fn restore_all(repo: &Path) -> Output {
 
 fn one_error_line(o: &Output) -> String {
     let s = stderr(o);
-    let lines: Vec<&str> = s.lines().filter(|l| l.starts_with("arkiv: error:")).collect();
+    let lines: Vec<&str> = s
+        .lines()
+        .filter(|l| l.starts_with("arkiv: error:"))
+        .collect();
     assert_eq!(lines.len(), 1, "expected one error line, got: {s}");
     lines[0].to_owned()
 }
 
 #[test]
 fn wrong_password() {
-    let o = run(arkiv(&fixtures_dir().join("repo-a"), "not-the-password").args(["snapshot", "list", "--all"]));
+    let o = run(arkiv(&fixtures_dir().join("repo-a"), "not-the-password")
+        .args(["snapshot", "list", "--all"]));
     assert_eq!(o.status.code(), Some(AUTH), "{}", stderr(&o));
     let line = one_error_line(&o);
     assert!(line.contains("invalid repository password"), "{line}");
@@ -68,7 +79,8 @@ fn wrong_password() {
 #[test]
 fn missing_repository() {
     let tmp = tempfile::tempdir().unwrap();
-    let o = run(arkiv(&tmp.path().join("nothing-here"), FIXTURE_PASSWORD).args(["snapshot", "list"]));
+    let o =
+        run(arkiv(&tmp.path().join("nothing-here"), FIXTURE_PASSWORD).args(["snapshot", "list"]));
     assert_eq!(o.status.code(), Some(NOT_FOUND), "{}", stderr(&o));
     assert!(one_error_line(&o).contains("repository not found"));
     // an empty directory is not a repository either
@@ -85,7 +97,10 @@ fn deleted_pack() {
     let o = restore_all(&repo);
     assert_eq!(o.status.code(), Some(CORRUPT), "{}", stderr(&o));
     let line = one_error_line(&o);
-    assert!(line.contains("pb5b0c135d66ebdba72ae99a6bc169db1") && line.contains("missing"), "{line}");
+    assert!(
+        line.contains("pb5b0c135d66ebdba72ae99a6bc169db1") && line.contains("missing"),
+        "{line}"
+    );
     let o = run(arkiv(&repo, FIXTURE_PASSWORD).args(["verify"]));
     assert_eq!(o.status.code(), Some(CORRUPT), "{}", stderr(&o));
     assert!(stderr(&o).contains("missing pack blob pb5b0c135d66ebdba72ae99a6bc169db1"));
@@ -137,7 +152,10 @@ fn flipped_bit_in_pack() {
     let o = restore_all(&repo);
     assert_eq!(o.status.code(), Some(CORRUPT), "{}", stderr(&o));
     let line = one_error_line(&o);
-    assert!(line.contains("pb5b0c135d66ebdba72ae99a6bc169db1") && line.contains("content"), "{line}");
+    assert!(
+        line.contains("pb5b0c135d66ebdba72ae99a6bc169db1") && line.contains("content"),
+        "{line}"
+    );
     let o = run(arkiv(&repo, FIXTURE_PASSWORD).args(["verify", "--verify-files-percent", "100"]));
     assert_eq!(o.status.code(), Some(CORRUPT), "{}", stderr(&o));
 }

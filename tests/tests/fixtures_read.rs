@@ -33,7 +33,15 @@ fn snapshot_list_matches_kopia() {
             serde_json::from_str(&expected(&format!("{repo}.snapshot-list.json"))).unwrap();
         assert_eq!(ours.len(), theirs.len(), "{repo}: snapshot count");
         for (o, t) in ours.iter().zip(&theirs) {
-            for key in ["id", "source", "description", "startTime", "endTime", "stats", "rootEntry"] {
+            for key in [
+                "id",
+                "source",
+                "description",
+                "startTime",
+                "endTime",
+                "stats",
+                "rootEntry",
+            ] {
                 assert_eq!(o[key], t[key], "{repo}: field {key}");
             }
             assert_eq!(o["tags"], t["tags"], "{repo}: tags");
@@ -48,12 +56,16 @@ fn snapshot_list_matches_kopia() {
 
 #[test]
 fn snapshot_list_text_groups_by_source() {
-    let out = run_ok(arkiv(&fixture("repo-a"), FIXTURE_PASSWORD).args(["snapshot", "list", "--all"]));
+    let out =
+        run_ok(arkiv(&fixture("repo-a"), FIXTURE_PASSWORD).args(["snapshot", "list", "--all"]));
     let text = String::from_utf8(out).unwrap();
     let lines: Vec<&str> = text.lines().collect();
     assert_eq!(lines[0], "fixture@fixture-host:/data");
     assert!(lines[1].contains("2026-11-22 00:22:53 UTC bd35e5981801e93285ddc62a7548805e k0cb19c6770ffaf3da05782c42f3bedb9 21 MB drwxr-xr-x files:31 dirs:8"), "{text}");
-    assert!(lines[2].contains("aa1bfb5fda1314ce3dcc1f97672d35e8 k733266a4a1c495784bf37d891f1fe574"), "{text}");
+    assert!(
+        lines[2].contains("aa1bfb5fda1314ce3dcc1f97672d35e8 k733266a4a1c495784bf37d891f1fe574"),
+        "{text}"
+    );
 }
 
 /// Restored manifests must equal the source tree's, except that for directories either the
@@ -61,7 +73,11 @@ fn snapshot_list_text_groups_by_source() {
 fn check_restore(repo: &str, snap_id: &str, tree: &str, kopia_restored: &str) {
     let tmp = tempfile::tempdir().unwrap();
     let target = tmp.path().join("restored");
-    run_ok(arkiv(&fixture(repo), FIXTURE_PASSWORD).args(["restore", snap_id]).arg(&target));
+    run_ok(
+        arkiv(&fixture(repo), FIXTURE_PASSWORD)
+            .args(["restore", snap_id])
+            .arg(&target),
+    );
     let ours = parse_manifest(&tree_manifest(&target));
     let source = parse_manifest(&expected(tree));
     let kopia = parse_manifest(&expected(kopia_restored));
@@ -79,7 +95,10 @@ fn check_restore(repo: &str, snap_id: &str, tree: &str, kopia_restored: &str) {
                 kopia[path]
             );
             // arkiv restores the source mtime (documented in the README)
-            assert_eq!(fields, src, "{path}: arkiv restores the stored directory mtime");
+            assert_eq!(
+                fields, src,
+                "{path}: arkiv restores the stored directory mtime"
+            );
         } else {
             assert_eq!(fields, src, "{repo}/{snap_id}: {path}");
         }
@@ -113,7 +132,11 @@ fn restore_every_snapshot_byte_exact() {
 fn restore_latest_and_subtree() {
     let tmp = tempfile::tempdir().unwrap();
     let target = tmp.path().join("latest");
-    run_ok(arkiv(&fixture("repo-a"), FIXTURE_PASSWORD).args(["restore", "latest"]).arg(&target));
+    run_ok(
+        arkiv(&fixture("repo-a"), FIXTURE_PASSWORD)
+            .args(["restore", "latest"])
+            .arg(&target),
+    );
     let ours = tree_manifest(&target);
     // latest = snapshot 2 (variant 2)
     assert!(ours.contains("small/added-in-v2.txt"));
@@ -125,19 +148,38 @@ fn restore_latest_and_subtree() {
     );
     let m = parse_manifest(&tree_manifest(&sub));
     assert_eq!(m["."][2], "0750");
-    assert_eq!(m["sibling.txt"][4], "c1f5fae7fd6e178b82fbf68a5bffdda4c12b67eea0e5340f09e167a9b2e942be");
+    assert_eq!(
+        m["sibling.txt"][4],
+        "c1f5fae7fd6e178b82fbf68a5bffdda4c12b67eea0e5340f09e167a9b2e942be"
+    );
     assert!(m.contains_key("b/c/deep.txt"));
 }
 
 #[test]
 fn ls_matches_kopia() {
     for (repo, id, file) in [
-        ("repo-a", "bd35e5981801e93285ddc62a7548805e", "repo-a.snap1.ls.txt"),
-        ("repo-a", "aa1bfb5fda1314ce3dcc1f97672d35e8", "repo-a.snap2.ls.txt"),
-        ("repo-b", "67281751b5f1ae904b6abf7e6e1ca7db", "repo-b.snap1.ls.txt"),
+        (
+            "repo-a",
+            "bd35e5981801e93285ddc62a7548805e",
+            "repo-a.snap1.ls.txt",
+        ),
+        (
+            "repo-a",
+            "aa1bfb5fda1314ce3dcc1f97672d35e8",
+            "repo-a.snap2.ls.txt",
+        ),
+        (
+            "repo-b",
+            "67281751b5f1ae904b6abf7e6e1ca7db",
+            "repo-b.snap1.ls.txt",
+        ),
     ] {
         let out = run_ok(arkiv(&fixture(repo), FIXTURE_PASSWORD).args(["ls", "-l", "-r", id]));
-        let mut ours: Vec<String> = String::from_utf8(out).unwrap().lines().map(String::from).collect();
+        let mut ours: Vec<String> = String::from_utf8(out)
+            .unwrap()
+            .lines()
+            .map(String::from)
+            .collect();
         ours.sort_by(|a, b| path_of(a).cmp(path_of(b)));
         let theirs: Vec<String> = expected(file).lines().map(String::from).collect();
         assert_eq!(ours, theirs, "{repo} {id}");
@@ -145,16 +187,28 @@ fn ls_matches_kopia() {
 }
 
 fn path_of(line: &str) -> &str {
-    // the path is the last field after the object ID column
-    line.splitn(7, ' ').filter(|s| !s.is_empty()).last().unwrap_or(line)
+    // mode, size, date, time, "UTC", object ID, then the path
+    line.split_whitespace().nth(6).unwrap_or(line)
 }
 
 #[test]
 fn show_root_directory_matches_kopia() {
     for (repo, oid, file) in [
-        ("repo-a", "k0cb19c6770ffaf3da05782c42f3bedb9", "repo-a.snap1.root-dir.json"),
-        ("repo-a", "k733266a4a1c495784bf37d891f1fe574", "repo-a.snap2.root-dir.json"),
-        ("repo-b", "k53c6787ce6ce794a998c4dc281b26880", "repo-b.snap1.root-dir.json"),
+        (
+            "repo-a",
+            "k0cb19c6770ffaf3da05782c42f3bedb9",
+            "repo-a.snap1.root-dir.json",
+        ),
+        (
+            "repo-a",
+            "k733266a4a1c495784bf37d891f1fe574",
+            "repo-a.snap2.root-dir.json",
+        ),
+        (
+            "repo-b",
+            "k53c6787ce6ce794a998c4dc281b26880",
+            "repo-b.snap1.root-dir.json",
+        ),
     ] {
         let out = run_ok(arkiv(&fixture(repo), FIXTURE_PASSWORD).args(["show", oid]));
         let theirs = expected(file);
@@ -169,9 +223,11 @@ fn show_root_directory_matches_kopia() {
 #[test]
 fn verify_all_file_contents() {
     for repo in ["repo-a", "repo-b"] {
-        let out = run(
-            arkiv(&fixture(repo), FIXTURE_PASSWORD).args(["verify", "--verify-files-percent", "100"]),
-        );
+        let out = run(arkiv(&fixture(repo), FIXTURE_PASSWORD).args([
+            "verify",
+            "--verify-files-percent",
+            "100",
+        ]));
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert!(out.status.success(), "{repo}: {stderr}");
         assert!(stderr.contains(": 0 problem(s)"), "{stderr}");

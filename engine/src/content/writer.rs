@@ -96,7 +96,12 @@ impl ContentWriter {
     ///
     /// `rt` must be a handle of the runtime driving `repo`'s storage; methods of the writer
     /// must be called from threads outside that runtime (rayon or `spawn_blocking`).
-    pub fn new(repo: Repository, rt: tokio::runtime::Handle, username: &str, hostname: &str) -> Result<Arc<Self>> {
+    pub fn new(
+        repo: Repository,
+        rt: tokio::runtime::Handle,
+        username: &str,
+        hostname: &str,
+    ) -> Result<Arc<Self>> {
         let cfg = repo.config();
         if !cfg.epoch_parameters.enabled || cfg.effective_index_version() < 2 {
             return Err(Error::Unsupported(
@@ -135,8 +140,11 @@ impl ContentWriter {
     }
 
     /// Hashes `data` into its content ID.
-    pub fn content_id(&self, prefix: Option<u8>, data: &[u8]) -> ContentId {
-        self.reader().hasher().content_id(prefix, data)
+    pub fn content_id(&self, prefix: Option<u8>, data: &[u8]) -> Result<ContentId> {
+        self.reader()
+            .hasher()
+            .content_id(prefix, data)
+            .map_err(|e| Error::format("content ID", e))
     }
 
     /// Whether a live (non-deleted) copy of `id` exists, in the repository or this session.
@@ -155,7 +163,7 @@ impl ContentWriter {
         prefix: Option<u8>,
         compression: Option<CompressionAlgorithm>,
     ) -> Result<ContentId> {
-        let id = self.content_id(prefix, data);
+        let id = self.content_id(prefix, data)?;
         self.write_content_with_id(id, data, compression)?;
         Ok(id)
     }
@@ -192,7 +200,11 @@ impl ContentWriter {
             None => (data.to_vec(), 0),
         };
         let nonce: [u8; 12] = rand::random();
-        let payload = self.reader().cipher().encrypt(id.iv(), &stored, nonce);
+        let payload = self
+            .reader()
+            .cipher()
+            .encrypt(id.iv(), &stored, nonce)
+            .map_err(|e| Error::format(format!("encrypting content {id}"), e))?;
         drop(stored);
         let original_length = u32::try_from(data.len())
             .map_err(|_| Error::Config(format!("content {id} too large ({} bytes)", data.len())))?;
@@ -269,15 +281,17 @@ impl ContentWriter {
             Some(&self.session_id),
             &plain,
             rand::random(),
-        );
-        self.put_blob(BlobId::new(blob_id), Bytes::from(data))?;
+        )
+        .map_err(|e| Error::format("session marker", e))?;
+        self.put_blob(blob_id, Bytes::from(data))?;
         lock(&self.state).marker_written = true;
         Ok(())
     }
 
     fn put_blob(&self, id: BlobId, data: Bytes) -> Result<()> {
         let storage = self.repo.storage().clone();
-        self.rt.block_on(async move { storage.put(&id, data).await })
+        self.rt
+            .block_on(async move { storage.put(&id, data).await })
     }
 
     /// Finishes a pack: local index, padding, postamble; writes it; records its entries.
@@ -294,10 +308,11 @@ impl ContentWriter {
         let local_index = index::build_v2(entries.iter().cloned(), Some(&suffix))
             .map_err(|e| Error::format(format!("local index of pack {id}"), e))?;
         let iv = self.reader().hasher().hash(&local_index);
-        let encrypted_index =
-            self.reader()
-                .cipher()
-                .encrypt(iv.as_slice(), &local_index, rand::random());
+        let encrypted_index = self
+            .reader()
+            .cipher()
+            .encrypt(iv.as_slice(), &local_index, rand::random())
+            .map_err(|e| Error::format(format!("local index of pack {id}"), e))?;
         let mut padding = vec![0u8; 4096];
         rand::Rng::fill(&mut rand::thread_rng(), padding.as_mut_slice());
         let bytes = builder.finish(&padding, &encrypted_index, iv.as_slice());
@@ -335,8 +350,12 @@ impl ContentWriter {
             Some(&format!("{}-c1", self.session_id)),
             &plain,
             rand::random(),
-        );
-        let blob_id = BlobId::new(format!("{}{name}", epoch::uncompacted_blob_prefix(write_epoch)));
+        )
+        .map_err(|e| Error::format("session index", e))?;
+        let blob_id = BlobId::new(format!(
+            "{}{name}",
+            epoch::uncompacted_blob_prefix(write_epoch)
+        ));
         self.put_blob(blob_id.clone(), Bytes::from(data))?;
         if marker {
             self.delete_marker()?;

@@ -124,7 +124,10 @@ pub async fn restore_entry(
 }
 
 fn file_time(entry: &DirEntry) -> FileTime {
-    FileTime::from_unix_time(entry.mtime.timestamp(), entry.mtime.timestamp_subsec_nanos())
+    FileTime::from_unix_time(
+        entry.mtime.timestamp(),
+        entry.mtime.timestamp_subsec_nanos(),
+    )
 }
 
 fn temp_name(dir: &Path, name: &str) -> PathBuf {
@@ -308,9 +311,7 @@ async fn replace_with(ctx: &Ctx, tmp: &Path, dst: &Path) -> Result<()> {
 
 async fn restore_symlink(ctx: &Ctx, entry: &DirEntry, path: &Path) -> Result<()> {
     let target_bytes = ctx.repo.read_object(&entry.object).await?;
-    let target = std::ffi::OsString::from(std::os::unix::ffi::OsStringExt::from_vec(
-        target_bytes,
-    ));
+    let target: std::ffi::OsString = std::os::unix::ffi::OsStringExt::from_vec(target_bytes);
     if target.is_empty() || target.as_encoded_bytes().contains(&0) {
         return Err(Error::Corrupt(format!(
             "symlink {:?} has an empty or NUL-containing target",

@@ -9,8 +9,7 @@ use crate::{Error, Result};
 
 /// Checks that a name from a directory listing is a single, safe path component.
 pub fn validate_entry_name(name: &str) -> Result<()> {
-    if name.is_empty() || name == "." || name == ".." || name.contains('/') || name.contains('\0')
-    {
+    if name.is_empty() || name == "." || name == ".." || name.contains('/') || name.contains('\0') {
         return Err(Error::Corrupt(format!(
             "refusing hostile directory entry name {name:?} (empty, '.', '..', '/' or NUL)"
         )));
@@ -71,7 +70,9 @@ pub fn find_snapshot<'a>(snapshots: &'a [Snapshot], id: &str) -> Result<&'a Snap
     match matches.as_slice() {
         [one] => Ok(one),
         [] => Err(Error::NotFound(format!("snapshot {id} not found"))),
-        _ => Err(Error::Config(format!("snapshot ID prefix {id} is ambiguous"))),
+        _ => Err(Error::Config(format!(
+            "snapshot ID prefix {id} is ambiguous"
+        ))),
     }
 }
 

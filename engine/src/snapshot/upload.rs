@@ -216,15 +216,15 @@ pub async fn snapshot_directory(
     };
     let end_time = repo.clock().now();
     let s = &ctx.stats;
-    let load = |a: &AtomicU64| i64::try_from(a.load(Ordering::Relaxed)).unwrap_or(i64::MAX);
+    let load = |a: &AtomicU64| i32::try_from(a.load(Ordering::Relaxed)).unwrap_or(i32::MAX);
     let manifest = SnapshotManifest {
-        id: String::new(),
+        id: ManifestId::default(),
         source: opts.source.clone(),
         description: opts.description.clone(),
         start_time,
         end_time,
         stats: SnapshotStats {
-            total_size: load(&s.total_size),
+            total_size: i64::try_from(s.total_size.load(Ordering::Relaxed)).unwrap_or(i64::MAX),
             excluded_total_size: 0,
             file_count: load(&s.file_count),
             cached_files: load(&s.cached_files),
@@ -235,8 +235,8 @@ pub async fn snapshot_directory(
             ignored_error_count: 0,
             error_count: load(&s.error_count),
         },
-        incomplete: None,
-        root_entry: root,
+        incomplete: String::new(),
+        root_entry: Some(root),
         tags: opts.tags.clone(),
         storage_stats: None,
         pins: Vec::new(),
@@ -267,7 +267,7 @@ pub async fn snapshot_directory(
     .await
     .map_err(|e| Error::Cancelled(format!("flush task failed: {e}")))??;
     let mut manifest = manifest;
-    manifest.id = manifest_id.to_string();
+    manifest.id = manifest_id.clone();
     Ok(UploadResult {
         manifest_id,
         manifest,
@@ -288,7 +288,10 @@ fn check_cancel(ctx: &Ctx) -> Result<()> {
 fn upload_root(ctx: &Ctx, dir: &Path, previous: Option<DirEntry>) -> Result<DirEntry> {
     let meta = std::fs::metadata(dir).map_err(|e| Error::io(dir, e))?;
     if !meta.is_dir() {
-        return Err(Error::Config(format!("{} is not a directory", dir.display())));
+        return Err(Error::Config(format!(
+            "{} is not a directory",
+            dir.display()
+        )));
     }
     let name = dir
         .file_name()
@@ -425,7 +428,9 @@ fn upload_dir(
         entries,
         summary: Some(summary.clone()),
     };
-    let bytes = listing.encode().map_err(|e| Error::format("directory listing", e))?;
+    let bytes = listing
+        .encode()
+        .map_err(|e| Error::format("directory listing", e))?;
     let oid = write_object_bytes(&ctx.cw, &bytes, &ctx.meta_opts)?;
     ctx.progress.dirs.fetch_add(1, Ordering::Relaxed);
     Ok(DirEntry {

@@ -7,12 +7,19 @@ fn main() {
     let cli = match arkiv_mover::cli::Cli::try_parse() {
         Ok(c) => c,
         Err(e) => {
-            let code = if e.use_stderr() { arkiv_mover::exit::USAGE } else { 0 };
+            let code = if e.use_stderr() {
+                arkiv_mover::exit::USAGE
+            } else {
+                0
+            };
             let _ = e.print();
             std::process::exit(code);
         }
     };
-    let rt = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("arkiv: cannot start runtime: {e}");
