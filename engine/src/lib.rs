@@ -12,6 +12,7 @@
 //! * Time comes from [`clock::Clock`], never from `SystemTime::now` directly.
 
 pub mod blob;
+pub mod cache;
 pub mod clock;
 pub mod content;
 pub mod cpu;

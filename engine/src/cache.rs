@@ -1,0 +1,1146 @@
+//! Disposable local cache (SQLite) that makes repeated runs cheap.
+//!
+//! Layer: engine, below `repo`. One SQLite file per repository at
+//! `<dir>/<repository_key>/cache.sqlite` (WAL mode) holds:
+//!
+//! * `index_blobs`: decrypted index blob bytes keyed by blob ID. Index blobs are immutable by
+//!   name, so a row is valid as long as the blob is still listed; the caller checks the listing
+//!   and calls [`Cache::retain_index_blobs`] with it.
+//! * `metadata_packs`: whole `q` pack blobs, raw (still encrypted). Every content read from them
+//!   is still decrypted and hash-verified by the caller.
+//! * `kv`: small values (last known write epoch, the index blob set last loaded...).
+//!
+//! Invariants:
+//! * The cache is never trusted over the repository and never fatal: after [`Cache::open`]
+//!   succeeded, every failure is a miss (logged at debug level and counted in
+//!   [`CacheStats::errors`]).
+//! * Every row carries an HMAC-SHA256 over `(table, key, value)` with a key given at open; a
+//!   mismatch (local corruption, tampering, a different key) is a miss and the row is deleted.
+//! * The file has a schema version (`PRAGMA user_version`); a mismatch, a foreign schema or a
+//!   file that is not a database is deleted and rebuilt ([`Cache::rebuilt`]).
+//! * Size is bounded per table ([`CacheLimits`]); puts evict least-recently-used rows. Recency
+//!   is a logical counter, not wall-clock time.
+//! * The connection has one owner at a time (a `Mutex`); every method is short and blocking,
+//!   so call it from a blocking thread or briefly from async code, never across `.await`.
+
+#![deny(clippy::unwrap_used, clippy::expect_used)]
+
+use std::collections::HashSet;
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::sync::{Mutex, MutexGuard};
+use std::time::Duration;
+
+use hmac::{Hmac, Mac};
+use rusqlite::{Connection, ErrorCode, OpenFlags, OptionalExtension, params};
+use sha2::Sha256;
+
+/// Version of the on-disk schema. Bump on any change to tables, columns or the MAC input; an
+/// existing file with another version is deleted and rebuilt.
+pub const SCHEMA_VERSION: i32 = 1;
+
+/// Name of the SQLite file inside `<dir>/<repository_key>/`.
+pub const CACHE_FILE_NAME: &str = "cache.sqlite";
+
+/// How long a connection waits for a lock held by another process before giving up.
+const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Rows evicted per eviction query.
+const EVICT_BATCH: i64 = 64;
+
+const MIB: u64 = 1024 * 1024;
+
+const CACHEDIR_TAG: &str = "Signature: 8a477f597d28d172789f06886806bc55\n\
+# This file is a cache directory tag created by arkiv.\n\
+# For information about cache directory tags see https://bford.info/cachedir/\n";
+
+const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS index_blobs (
+    blob_id   TEXT PRIMARY KEY NOT NULL,
+    length    INTEGER NOT NULL,
+    data      BLOB NOT NULL,
+    mac       BLOB NOT NULL,
+    last_used INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS index_blobs_lru ON index_blobs (last_used, length);
+CREATE TABLE IF NOT EXISTS metadata_packs (
+    blob_id   TEXT PRIMARY KEY NOT NULL,
+    length    INTEGER NOT NULL,
+    data      BLOB NOT NULL,
+    mac       BLOB NOT NULL,
+    last_used INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS metadata_packs_lru ON metadata_packs (last_used, length);
+CREATE TABLE IF NOT EXISTS kv (
+    key   TEXT PRIMARY KEY NOT NULL,
+    value BLOB NOT NULL,
+    mac   BLOB NOT NULL
+);
+";
+
+/// Statements that must prepare against a valid schema; a failure means a foreign file.
+const SCHEMA_PROBES: [&str; 3] = [
+    "SELECT blob_id, length, data, mac, last_used FROM index_blobs LIMIT 0",
+    "SELECT blob_id, length, data, mac, last_used FROM metadata_packs LIMIT 0",
+    "SELECT key, value, mac FROM kv LIMIT 0",
+];
+
+/// Errors of the cache. Only [`Cache::open`] returns them; the caller then runs uncached.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum CacheError {
+    /// The repository key is not a safe single path component.
+    #[error("invalid cache repository key {0:?}")]
+    InvalidRepositoryKey(String),
+    /// Creating the cache directory failed.
+    #[error("cache directory {path}: {source}")]
+    Io {
+        /// The directory.
+        path: PathBuf,
+        /// The I/O error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The cache file can only be opened read-only.
+    #[error("cache {0} is read-only")]
+    ReadOnly(PathBuf),
+    /// The file was still unusable after it was deleted and recreated.
+    #[error("cache {path} unusable after rebuild: {reason}")]
+    Unusable {
+        /// The cache file.
+        path: PathBuf,
+        /// Why the fresh file was rejected.
+        reason: String,
+    },
+    /// SQLite failed (permissions, locks held by another process, I/O).
+    #[error("cache {path}: {source}")]
+    Sqlite {
+        /// The cache file.
+        path: PathBuf,
+        /// The SQLite error.
+        #[source]
+        source: rusqlite::Error,
+    },
+}
+
+/// Size bounds per table, in bytes of stored values.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CacheLimits {
+    /// Bound on `metadata_packs` (whole `q` packs). Map `KOPIA_METADATA_CACHE_SIZE_LIMIT_MB`.
+    pub metadata_bytes: u64,
+    /// Bound on `index_blobs` (decrypted index blobs).
+    pub index_bytes: u64,
+}
+
+impl CacheLimits {
+    /// Default bound of each table: 500 MiB.
+    pub const DEFAULT_BYTES: u64 = 500 * MIB;
+
+    /// Limits from sizes in MiB (the unit of Kopia's `*_SIZE_LIMIT_MB` settings).
+    pub fn from_mib(metadata_mib: u64, index_mib: u64) -> Self {
+        Self {
+            metadata_bytes: metadata_mib.saturating_mul(MIB),
+            index_bytes: index_mib.saturating_mul(MIB),
+        }
+    }
+}
+
+impl Default for CacheLimits {
+    fn default() -> Self {
+        Self {
+            metadata_bytes: Self::DEFAULT_BYTES,
+            index_bytes: Self::DEFAULT_BYTES,
+        }
+    }
+}
+
+/// Counters of one [`Cache`] handle (bytes are read from the file, counts are per process).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct CacheStats {
+    /// Bytes of stored index blobs.
+    pub index_bytes: u64,
+    /// Bytes of stored metadata packs.
+    pub pack_bytes: u64,
+    /// Index blob and metadata pack lookups that returned data.
+    pub hits: u64,
+    /// Index blob and metadata pack lookups that returned nothing (including errors).
+    pub misses: u64,
+    /// Rows dropped because their MAC did not verify.
+    pub integrity_failures: u64,
+    /// Rows evicted to stay within the limits.
+    pub evictions: u64,
+    /// SQLite errors swallowed (each one counted as a miss or a skipped write).
+    pub errors: u64,
+}
+
+/// A per-repository cache handle. `Send + Sync`; clone-free sharing via `Arc<Cache>`.
+pub struct Cache {
+    path: PathBuf,
+    limits: CacheLimits,
+    integrity_key: [u8; 32],
+    rebuilt: bool,
+    inner: Mutex<Inner>,
+}
+
+struct Inner {
+    conn: Connection,
+    /// Logical clock for `last_used`.
+    tick: i64,
+    stats: CacheStats,
+}
+
+impl fmt::Debug for Cache {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Cache")
+            .field("path", &self.path)
+            .field("limits", &self.limits)
+            .field("rebuilt", &self.rebuilt)
+            .finish_non_exhaustive()
+    }
+}
+
+/// One of the two blob tables.
+#[derive(Debug, Clone, Copy)]
+enum Table {
+    IndexBlobs,
+    MetadataPacks,
+}
+
+impl Table {
+    fn name(self) -> &'static str {
+        match self {
+            Table::IndexBlobs => "index_blobs",
+            Table::MetadataPacks => "metadata_packs",
+        }
+    }
+}
+
+/// Why a first open attempt failed.
+enum OpenFailure {
+    /// The file is stale or not ours: delete and rebuild.
+    Stale(String),
+    /// Anything else (permissions, locks, I/O): give up, run uncached.
+    Fatal(CacheError),
+}
+
+impl Cache {
+    /// Opens (creating if needed) the cache of one repository under `dir`.
+    ///
+    /// `repository_key` names the repository's subdirectory (hex of its unique ID);
+    /// `integrity_key` keys the per-row HMAC (derive it from repository secrets so a cache of
+    /// another repository or a tampered file never verifies). A stale, foreign or corrupt file
+    /// is deleted and recreated ([`Cache::rebuilt`] is then true). Fails when the directory or
+    /// the file cannot be written; the caller then runs without a cache.
+    pub fn open(
+        dir: &Path,
+        repository_key: &str,
+        limits: CacheLimits,
+        integrity_key: [u8; 32],
+    ) -> Result<Cache, CacheError> {
+        validate_repository_key(repository_key)?;
+        create_private_dir(dir)?;
+        write_cachedir_tag(dir);
+        let repo_dir = dir.join(repository_key);
+        create_private_dir(&repo_dir)?;
+        let path = repo_dir.join(CACHE_FILE_NAME);
+
+        let (conn, rebuilt) = match open_connection(&path) {
+            Ok(conn) => (conn, false),
+            Err(OpenFailure::Fatal(err)) => return Err(err),
+            Err(OpenFailure::Stale(reason)) => {
+                tracing::info!(path = %path.display(), %reason, "rebuilding local cache");
+                remove_database_files(&path)?;
+                match open_connection(&path) {
+                    Ok(conn) => (conn, true),
+                    Err(OpenFailure::Fatal(err)) => return Err(err),
+                    Err(OpenFailure::Stale(reason)) => {
+                        return Err(CacheError::Unusable { path, reason });
+                    }
+                }
+            }
+        };
+
+        let tick = max_last_used(&conn).map_err(|source| CacheError::Sqlite {
+            path: path.clone(),
+            source,
+        })?;
+        Ok(Cache {
+            path,
+            limits,
+            integrity_key,
+            rebuilt,
+            inner: Mutex::new(Inner {
+                conn,
+                tick,
+                stats: CacheStats::default(),
+            }),
+        })
+    }
+
+    /// Whether `open` found a stale, foreign or corrupt file and recreated it.
+    pub fn rebuilt(&self) -> bool {
+        self.rebuilt
+    }
+
+    /// Path of the SQLite file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// The limits this handle enforces.
+    pub fn limits(&self) -> CacheLimits {
+        self.limits
+    }
+
+    /// Decrypted bytes of an index blob, if cached and intact.
+    pub fn get_index_blob(&self, blob_id: &str) -> Option<Vec<u8>> {
+        self.get_blob(Table::IndexBlobs, blob_id)
+    }
+
+    /// Stores the decrypted bytes of an index blob (skipped if larger than the limit).
+    pub fn put_index_blob(&self, blob_id: &str, data: &[u8]) {
+        self.put_blob(Table::IndexBlobs, blob_id, data, self.limits.index_bytes);
+    }
+
+    /// Drops every cached index blob whose ID is not in `live` (the current listing).
+    pub fn retain_index_blobs(&self, live: &[&str]) {
+        let mut inner = self.lock();
+        let result = retain(&mut inner.conn, Table::IndexBlobs, live);
+        inner.note("retain index blobs", result);
+    }
+
+    /// Raw (encrypted) bytes of a whole `q` pack blob, if cached and intact.
+    pub fn get_metadata_pack(&self, blob_id: &str) -> Option<Vec<u8>> {
+        self.get_blob(Table::MetadataPacks, blob_id)
+    }
+
+    /// Stores the raw bytes of a whole `q` pack blob (skipped if larger than the limit).
+    pub fn put_metadata_pack(&self, blob_id: &str, data: &[u8]) {
+        self.put_blob(
+            Table::MetadataPacks,
+            blob_id,
+            data,
+            self.limits.metadata_bytes,
+        );
+    }
+
+    /// A small value, if present and intact.
+    pub fn get_kv(&self, key: &str) -> Option<Vec<u8>> {
+        let mut inner = self.lock();
+        let row = inner
+            .conn
+            .query_row(
+                "SELECT value, mac FROM kv WHERE key = ?1",
+                params![key],
+                |row| Ok((row.get::<_, Vec<u8>>(0)?, row.get::<_, Vec<u8>>(1)?)),
+            )
+            .optional();
+        let (value, mac) = inner.note("get kv", row).flatten()?;
+        if self.verify("kv", key, &value, &mac) {
+            Some(value)
+        } else {
+            inner.stats.integrity_failures += 1;
+            tracing::debug!(key, "local cache kv row failed integrity check; dropped");
+            let deleted = inner
+                .conn
+                .execute("DELETE FROM kv WHERE key = ?1", params![key]);
+            inner.note("delete kv", deleted);
+            None
+        }
+    }
+
+    /// Stores a small value, replacing any previous one.
+    pub fn put_kv(&self, key: &str, value: &[u8]) {
+        let mac = self.mac("kv", key, value);
+        let mut inner = self.lock();
+        let result = inner.conn.execute(
+            "INSERT OR REPLACE INTO kv (key, value, mac) VALUES (?1, ?2, ?3)",
+            params![key, value, mac],
+        );
+        inner.note("put kv", result);
+    }
+
+    /// Drops everything (call after maintenance rewrote or deleted blobs).
+    pub fn invalidate_all(&self) {
+        let mut inner = self.lock();
+        let result = inner
+            .conn
+            .execute_batch(
+                "BEGIN IMMEDIATE;
+                 DELETE FROM index_blobs;
+                 DELETE FROM metadata_packs;
+                 DELETE FROM kv;
+                 COMMIT;",
+            )
+            .and_then(|()| inner.conn.execute_batch("PRAGMA incremental_vacuum;"));
+        if inner.note("invalidate", result).is_none() {
+            // Leave no half-open transaction behind.
+            let _ = inner.conn.execute_batch("ROLLBACK;");
+        }
+    }
+
+    /// Current sizes (read from the file) and this handle's counters.
+    pub fn stats(&self) -> CacheStats {
+        let mut inner = self.lock();
+        let index = table_bytes(&inner.conn, Table::IndexBlobs);
+        let index = inner.note("stats", index).unwrap_or(0);
+        let packs = table_bytes(&inner.conn, Table::MetadataPacks);
+        let packs = inner.note("stats", packs).unwrap_or(0);
+        CacheStats {
+            index_bytes: index,
+            pack_bytes: packs,
+            ..inner.stats
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Inner> {
+        // A panic while holding the lock leaves no open transaction behind (rusqlite
+        // transactions roll back on drop), so the connection is still usable.
+        self.inner
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    fn get_blob(&self, table: Table, blob_id: &str) -> Option<Vec<u8>> {
+        let mut inner = self.lock();
+        let row = inner
+            .conn
+            .query_row(
+                &format!("SELECT data, mac FROM {} WHERE blob_id = ?1", table.name()),
+                params![blob_id],
+                |row| Ok((row.get::<_, Vec<u8>>(0)?, row.get::<_, Vec<u8>>(1)?)),
+            )
+            .optional();
+        let Some((data, mac)) = inner.note("get", row).flatten() else {
+            inner.stats.misses += 1;
+            return None;
+        };
+        if !self.verify(table.name(), blob_id, &data, &mac) {
+            inner.stats.integrity_failures += 1;
+            inner.stats.misses += 1;
+            tracing::debug!(
+                table = table.name(),
+                blob_id,
+                "local cache row failed integrity check; dropped"
+            );
+            let deleted = inner.conn.execute(
+                &format!("DELETE FROM {} WHERE blob_id = ?1", table.name()),
+                params![blob_id],
+            );
+            inner.note("delete", deleted);
+            return None;
+        }
+        inner.stats.hits += 1;
+        let tick = inner.next_tick();
+        let touched = inner.conn.execute(
+            &format!(
+                "UPDATE {} SET last_used = ?1 WHERE blob_id = ?2",
+                table.name()
+            ),
+            params![tick, blob_id],
+        );
+        inner.note("touch", touched);
+        Some(data)
+    }
+
+    fn put_blob(&self, table: Table, blob_id: &str, data: &[u8], limit: u64) {
+        if u64::try_from(data.len()).map_or(true, |len| len > limit) {
+            return;
+        }
+        let mac = self.mac(table.name(), blob_id, data);
+        let mut inner = self.lock();
+        let tick = inner.next_tick();
+        let result = insert_and_evict(&mut inner.conn, table, blob_id, data, &mac, tick, limit);
+        if let Some(evicted) = inner.note("put", result) {
+            inner.stats.evictions += evicted;
+        }
+    }
+
+    fn mac_state(&self, table: &str, key: &str, value: &[u8]) -> Option<Hmac<Sha256>> {
+        let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(&self.integrity_key).ok()?;
+        // Length-prefixed fields: no two (table, key, value) triples share an input.
+        for field in [table.as_bytes(), key.as_bytes(), value] {
+            mac.update(&(field.len() as u64).to_le_bytes());
+            mac.update(field);
+        }
+        Some(mac)
+    }
+
+    fn mac(&self, table: &str, key: &str, value: &[u8]) -> Vec<u8> {
+        self.mac_state(table, key, value)
+            .map(|m| m.finalize().into_bytes().to_vec())
+            .unwrap_or_default()
+    }
+
+    fn verify(&self, table: &str, key: &str, value: &[u8], mac: &[u8]) -> bool {
+        self.mac_state(table, key, value)
+            .is_some_and(|m| m.verify_slice(mac).is_ok())
+    }
+}
+
+impl Inner {
+    fn next_tick(&mut self) -> i64 {
+        self.tick = self.tick.saturating_add(1);
+        self.tick
+    }
+
+    /// Swallows a SQLite error: logs and counts it, returns `None`.
+    fn note<T>(&mut self, op: &str, result: rusqlite::Result<T>) -> Option<T> {
+        match result {
+            Ok(value) => Some(value),
+            Err(err) => {
+                self.stats.errors += 1;
+                tracing::debug!(op, error = %err, "local cache error (treated as a miss)");
+                None
+            }
+        }
+    }
+}
+
+fn validate_repository_key(key: &str) -> Result<(), CacheError> {
+    let ok = !key.is_empty()
+        && key.len() <= 128
+        && key
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+    if ok {
+        Ok(())
+    } else {
+        Err(CacheError::InvalidRepositoryKey(key.to_owned()))
+    }
+}
+
+fn create_private_dir(dir: &Path) -> Result<(), CacheError> {
+    let mut builder = std::fs::DirBuilder::new();
+    builder.recursive(true);
+    #[cfg(unix)]
+    std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
+    builder.create(dir).map_err(|source| CacheError::Io {
+        path: dir.to_owned(),
+        source,
+    })
+}
+
+/// Best effort: marks `dir` for backup tools to skip, as Kopia does.
+fn write_cachedir_tag(dir: &Path) {
+    let tag = dir.join("CACHEDIR.TAG");
+    if !tag.exists() {
+        let _ = std::fs::write(tag, CACHEDIR_TAG);
+    }
+}
+
+fn remove_database_files(path: &Path) -> Result<(), CacheError> {
+    for suffix in ["", "-wal", "-shm", "-journal"] {
+        let mut name = path.as_os_str().to_owned();
+        name.push(suffix);
+        match std::fs::remove_file(PathBuf::from(name)) {
+            Ok(()) => {}
+            Err(err) if err.kind() == std::io::ErrorKind::NotFound => {}
+            Err(source) => {
+                return Err(CacheError::Io {
+                    path: path.to_owned(),
+                    source,
+                });
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Whether an error means the file is not a (healthy) database of ours.
+fn is_stale(err: &rusqlite::Error) -> bool {
+    matches!(
+        err.sqlite_error_code(),
+        Some(ErrorCode::NotADatabase | ErrorCode::DatabaseCorrupt)
+    )
+}
+
+fn open_connection(path: &Path) -> Result<Connection, OpenFailure> {
+    let sqlite = |source: rusqlite::Error| {
+        if is_stale(&source) {
+            OpenFailure::Stale(source.to_string())
+        } else {
+            OpenFailure::Fatal(CacheError::Sqlite {
+                path: path.to_owned(),
+                source,
+            })
+        }
+    };
+    let flags = OpenFlags::SQLITE_OPEN_READ_WRITE
+        | OpenFlags::SQLITE_OPEN_CREATE
+        | OpenFlags::SQLITE_OPEN_NO_MUTEX
+        | OpenFlags::SQLITE_OPEN_URI;
+    let conn = Connection::open_with_flags(path, flags).map_err(sqlite)?;
+    if conn.is_readonly(rusqlite::MAIN_DB).map_err(sqlite)? {
+        return Err(OpenFailure::Fatal(CacheError::ReadOnly(path.to_owned())));
+    }
+    conn.busy_timeout(BUSY_TIMEOUT).map_err(sqlite)?;
+    // Temp files in memory: the root filesystem may be read-only.
+    conn.execute_batch("PRAGMA temp_store = MEMORY;")
+        .map_err(sqlite)?;
+
+    let version: i32 = conn
+        .query_row("PRAGMA user_version", [], |row| row.get(0))
+        .map_err(sqlite)?;
+    let objects: i64 = conn
+        .query_row("SELECT count(*) FROM sqlite_master", [], |row| row.get(0))
+        .map_err(sqlite)?;
+    let fresh = version == 0 && objects == 0;
+    if fresh {
+        // auto_vacuum must be set before the first table exists.
+        conn.execute_batch("PRAGMA auto_vacuum = INCREMENTAL;")
+            .map_err(sqlite)?;
+    } else if version != SCHEMA_VERSION {
+        return Err(OpenFailure::Stale(format!(
+            "schema version {version}, expected {SCHEMA_VERSION}"
+        )));
+    } else {
+        for probe in SCHEMA_PROBES {
+            if let Err(err) = conn.prepare(probe) {
+                return Err(OpenFailure::Stale(format!("foreign schema: {err}")));
+            }
+        }
+    }
+
+    // WAL needs a shared-memory file beside the database; if the filesystem refuses, SQLite
+    // keeps the rollback journal, which is fine for a cache.
+    let mode: String = conn
+        .query_row("PRAGMA journal_mode = WAL", [], |row| row.get(0))
+        .map_err(sqlite)?;
+    if !mode.eq_ignore_ascii_case("wal") {
+        tracing::debug!(path = %path.display(), mode, "local cache not in WAL mode");
+    }
+    conn.execute_batch("PRAGMA synchronous = NORMAL;")
+        .map_err(sqlite)?;
+
+    // A write transaction (creating the schema when fresh; `IF NOT EXISTS` because another
+    // process may have raced us) proves the file is writable.
+    let schema = if fresh { SCHEMA } else { "" };
+    conn.execute_batch(&format!(
+        "BEGIN IMMEDIATE;{schema}PRAGMA user_version = {SCHEMA_VERSION};COMMIT;"
+    ))
+    .map_err(|err| {
+        let _ = conn.execute_batch("ROLLBACK;");
+        sqlite(err)
+    })?;
+    Ok(conn)
+}
+
+fn max_last_used(conn: &Connection) -> rusqlite::Result<i64> {
+    conn.query_row(
+        "SELECT max(COALESCE((SELECT max(last_used) FROM index_blobs), 0),
+                    COALESCE((SELECT max(last_used) FROM metadata_packs), 0))",
+        [],
+        |row| row.get(0),
+    )
+}
+
+fn table_bytes(conn: &Connection, table: Table) -> rusqlite::Result<u64> {
+    let sum: i64 = conn.query_row(
+        &format!("SELECT COALESCE(sum(length), 0) FROM {}", table.name()),
+        [],
+        |row| row.get(0),
+    )?;
+    Ok(u64::try_from(sum).unwrap_or(0))
+}
+
+/// Inserts a row, then evicts least-recently-used rows (never the new one) until the table
+/// fits in `limit`. Returns the number of evicted rows.
+fn insert_and_evict(
+    conn: &mut Connection,
+    table: Table,
+    blob_id: &str,
+    data: &[u8],
+    mac: &[u8],
+    tick: i64,
+    limit: u64,
+) -> rusqlite::Result<u64> {
+    let name = table.name();
+    let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+    tx.execute(
+        &format!(
+            "INSERT OR REPLACE INTO {name} (blob_id, length, data, mac, last_used)
+             VALUES (?1, ?2, ?3, ?4, ?5)"
+        ),
+        params![blob_id, data.len() as i64, data, mac, tick],
+    )?;
+    let mut total = table_bytes(&tx, table)?;
+    let mut evicted = 0u64;
+    while total > limit {
+        let victims: Vec<(String, i64)> = {
+            let mut stmt = tx.prepare_cached(&format!(
+                "SELECT blob_id, length FROM {name} WHERE blob_id != ?1
+                 ORDER BY last_used ASC LIMIT ?2"
+            ))?;
+            stmt.query_map(params![blob_id, EVICT_BATCH], |row| {
+                Ok((row.get(0)?, row.get(1)?))
+            })?
+            .collect::<rusqlite::Result<_>>()?
+        };
+        if victims.is_empty() {
+            break;
+        }
+        for (victim, length) in victims {
+            if total <= limit {
+                break;
+            }
+            tx.execute(
+                &format!("DELETE FROM {name} WHERE blob_id = ?1"),
+                params![victim],
+            )?;
+            total = total.saturating_sub(u64::try_from(length).unwrap_or(0));
+            evicted += 1;
+        }
+    }
+    tx.commit()?;
+    Ok(evicted)
+}
+
+fn retain(conn: &mut Connection, table: Table, live: &[&str]) -> rusqlite::Result<()> {
+    let name = table.name();
+    let live: HashSet<&str> = live.iter().copied().collect();
+    let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+    let stored: Vec<String> = {
+        let mut stmt = tx.prepare(&format!("SELECT blob_id FROM {name}"))?;
+        stmt.query_map([], |row| row.get(0))?
+            .collect::<rusqlite::Result<_>>()?
+    };
+    {
+        let mut delete = tx.prepare(&format!("DELETE FROM {name} WHERE blob_id = ?1"))?;
+        for id in stored.iter().filter(|id| !live.contains(id.as_str())) {
+            delete.execute(params![id])?;
+        }
+    }
+    tx.commit()
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+mod tests {
+    use super::*;
+    use std::sync::Arc;
+
+    const KEY: [u8; 32] = [7; 32];
+    const REPO: &str = "0123abcd";
+
+    fn open(dir: &Path, limits: CacheLimits) -> Cache {
+        Cache::open(dir, REPO, limits, KEY).unwrap()
+    }
+
+    fn raw(cache: &Cache) -> Connection {
+        Connection::open(cache.path()).unwrap()
+    }
+
+    #[test]
+    fn cache_is_send_and_sync() {
+        fn assert_send_sync<T: Send + Sync>() {}
+        assert_send_sync::<Cache>();
+    }
+
+    #[test]
+    fn round_trips_and_persists() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let cache = open(dir.path(), CacheLimits::default());
+            assert!(!cache.rebuilt());
+            assert_eq!(cache.get_index_blob("xn0_a"), None);
+            cache.put_index_blob("xn0_a", b"index bytes");
+            cache.put_metadata_pack("qabc", b"pack bytes");
+            cache.put_kv("epoch", b"3");
+            cache.put_kv("epoch", b"4");
+            assert_eq!(cache.get_index_blob("xn0_a").unwrap(), b"index bytes");
+            assert_eq!(cache.get_metadata_pack("qabc").unwrap(), b"pack bytes");
+            // Tables are separate namespaces.
+            assert_eq!(cache.get_metadata_pack("xn0_a"), None);
+            assert_eq!(cache.get_kv("epoch").unwrap(), b"4");
+            assert_eq!(cache.get_kv("missing"), None);
+            let stats = cache.stats();
+            assert_eq!(stats.index_bytes, 11);
+            assert_eq!(stats.pack_bytes, 10);
+            assert_eq!(stats.hits, 2);
+            assert_eq!(stats.misses, 2);
+            assert_eq!(stats.errors, 0);
+        }
+        let cache = open(dir.path(), CacheLimits::default());
+        assert!(!cache.rebuilt());
+        assert_eq!(cache.get_index_blob("xn0_a").unwrap(), b"index bytes");
+        assert_eq!(cache.get_kv("epoch").unwrap(), b"4");
+        assert_eq!(
+            cache.path(),
+            dir.path().join(REPO).join(CACHE_FILE_NAME).as_path()
+        );
+        assert!(dir.path().join("CACHEDIR.TAG").exists());
+        let wal: String = raw(&cache)
+            .query_row("PRAGMA journal_mode", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(wal, "wal");
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn directories_are_private() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().join("a/b");
+        let _cache = open(&root, CacheLimits::default());
+        for d in [root.clone(), root.join(REPO)] {
+            let mode = std::fs::metadata(&d).unwrap().permissions().mode();
+            assert_eq!(mode & 0o777, 0o700, "{}", d.display());
+        }
+    }
+
+    #[test]
+    fn empty_values_round_trip() {
+        let dir = tempfile::tempdir().unwrap();
+        let cache = open(dir.path(), CacheLimits::default());
+        cache.put_index_blob("xn0_empty", b"");
+        assert_eq!(cache.get_index_blob("xn0_empty").unwrap(), b"");
+    }
+
+    #[test]
+    fn schema_version_mismatch_rebuilds() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = {
+            let cache = open(dir.path(), CacheLimits::default());
+            cache.put_index_blob("xn0_a", b"x");
+            raw(&cache)
+                .execute_batch(&format!("PRAGMA user_version = {};", SCHEMA_VERSION + 1))
+                .unwrap();
+            cache.path().to_owned()
+        };
+        let cache = open(dir.path(), CacheLimits::default());
+        assert!(cache.rebuilt());
+        assert_eq!(cache.path(), path);
+        assert_eq!(cache.get_index_blob("xn0_a"), None);
+        cache.put_index_blob("xn0_a", b"y");
+        assert_eq!(cache.get_index_blob("xn0_a").unwrap(), b"y");
+        drop(cache);
+        assert!(!open(dir.path(), CacheLimits::default()).rebuilt());
+    }
+
+    #[test]
+    fn foreign_schema_rebuilds() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(REPO).join(CACHE_FILE_NAME);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        // Right version number, wrong columns.
+        Connection::open(&path)
+            .unwrap()
+            .execute_batch(&format!(
+                "CREATE TABLE index_blobs (blob_id TEXT PRIMARY KEY, other INTEGER);
+                 PRAGMA user_version = {SCHEMA_VERSION};"
+            ))
+            .unwrap();
+        let cache = open(dir.path(), CacheLimits::default());
+        assert!(cache.rebuilt());
+        cache.put_index_blob("xn0_a", b"x");
+        assert_eq!(cache.get_index_blob("xn0_a").unwrap(), b"x");
+    }
+
+    #[test]
+    fn corrupt_file_rebuilds() {
+        for garbage in [vec![0x5a_u8; 16], vec![0xa5_u8; 64 * 1024]] {
+            let dir = tempfile::tempdir().unwrap();
+            let path = open(dir.path(), CacheLimits::default()).path().to_owned();
+            remove_database_files(&path).unwrap();
+            std::fs::write(&path, &garbage).unwrap();
+            let cache = open(dir.path(), CacheLimits::default());
+            assert!(cache.rebuilt());
+            cache.put_metadata_pack("qabc", b"pack");
+            assert_eq!(cache.get_metadata_pack("qabc").unwrap(), b"pack");
+        }
+    }
+
+    #[test]
+    fn corrupt_header_with_wal_present_rebuilds() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = {
+            let cache = open(dir.path(), CacheLimits::default());
+            cache.put_index_blob("xn0_a", &[1; 10_000]);
+            cache.path().to_owned()
+        };
+        let mut bytes = std::fs::read(&path).unwrap();
+        bytes[..16].copy_from_slice(b"not a database!!");
+        std::fs::write(&path, bytes).unwrap();
+        let cache = open(dir.path(), CacheLimits::default());
+        assert!(cache.rebuilt());
+        assert_eq!(cache.get_index_blob("xn0_a"), None);
+    }
+
+    #[test]
+    fn integrity_mismatch_is_a_miss_and_drops_the_row() {
+        let dir = tempfile::tempdir().unwrap();
+        let cache = open(dir.path(), CacheLimits::default());
+        cache.put_index_blob("xn0_a", b"good bytes");
+        cache.put_metadata_pack("qabc", b"pack bytes");
+        cache.put_kv("epoch", b"5");
+        let conn = raw(&cache);
+        conn.execute_batch(
+            "UPDATE index_blobs SET data = X'00' WHERE blob_id = 'xn0_a';
+             UPDATE metadata_packs SET mac = X'00' WHERE blob_id = 'qabc';
+             UPDATE kv SET value = X'36' WHERE key = 'epoch';",
+        )
+        .unwrap();
+        assert_eq!(cache.get_index_blob("xn0_a"), None);
+        assert_eq!(cache.get_metadata_pack("qabc"), None);
+        assert_eq!(cache.get_kv("epoch"), None);
+        let stats = cache.stats();
+        assert_eq!(stats.integrity_failures, 3);
+        assert_eq!((stats.index_bytes, stats.pack_bytes), (0, 0));
+        let rows: i64 = conn
+            .query_row(
+                "SELECT (SELECT count(*) FROM index_blobs) + (SELECT count(*) FROM kv)",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert_eq!(rows, 0);
+    }
+
+    #[test]
+    fn rows_do_not_verify_under_another_key_or_id() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let cache = open(dir.path(), CacheLimits::default());
+            cache.put_index_blob("xn0_a", b"bytes a");
+            cache.put_index_blob("xn0_b", b"bytes b");
+            // Swap the payloads of two rows (MACs stay put).
+            raw(&cache)
+                .execute_batch(
+                    "UPDATE index_blobs SET blob_id = 'tmp' WHERE blob_id = 'xn0_a';
+                     UPDATE index_blobs SET blob_id = 'xn0_a' WHERE blob_id = 'xn0_b';
+                     UPDATE index_blobs SET blob_id = 'xn0_b' WHERE blob_id = 'tmp';",
+                )
+                .unwrap();
+            assert_eq!(cache.get_index_blob("xn0_a"), None);
+            cache.put_index_blob("xn0_c", b"bytes c");
+        }
+        let other = Cache::open(dir.path(), REPO, CacheLimits::default(), [8; 32]).unwrap();
+        assert_eq!(other.get_index_blob("xn0_c"), None);
+        assert_eq!(other.stats().integrity_failures, 1);
+    }
+
+    #[test]
+    fn lru_eviction_respects_limits() {
+        let dir = tempfile::tempdir().unwrap();
+        let limits = CacheLimits {
+            metadata_bytes: 300,
+            index_bytes: 250,
+        };
+        let cache = open(dir.path(), limits);
+        cache.put_index_blob("a", &[1; 100]);
+        cache.put_index_blob("b", &[2; 100]);
+        // Touch "a": "b" is now least recently used.
+        assert!(cache.get_index_blob("a").is_some());
+        cache.put_index_blob("c", &[3; 100]);
+        assert!(cache.stats().index_bytes <= 250);
+        assert!(cache.get_index_blob("b").is_none());
+        assert!(cache.get_index_blob("a").is_some());
+        assert!(cache.get_index_blob("c").is_some());
+        assert_eq!(cache.stats().evictions, 1);
+
+        // Larger than the whole limit: not stored, nothing evicted.
+        cache.put_index_blob("huge", &[4; 251]);
+        assert!(cache.get_index_blob("huge").is_none());
+        assert!(cache.get_index_blob("a").is_some());
+
+        // A big put evicts several old rows but never itself; packs have their own bound.
+        for i in 0..6 {
+            cache.put_metadata_pack(&format!("q{i}"), &[5; 50]);
+        }
+        assert_eq!(cache.stats().pack_bytes, 300);
+        cache.put_metadata_pack("qbig", &[6; 240]);
+        let stats = cache.stats();
+        assert!(stats.pack_bytes <= 300, "{stats:?}");
+        assert!(cache.get_metadata_pack("qbig").is_some());
+        assert!(cache.get_metadata_pack("q5").is_some());
+        assert!(cache.get_metadata_pack("q0").is_none());
+        assert!(stats.index_bytes <= 250);
+
+        // Replacing a row does not double-count it.
+        cache.put_metadata_pack("qbig", &[6; 240]);
+        assert!(cache.get_metadata_pack("q5").is_some());
+    }
+
+    #[test]
+    fn recency_survives_reopen() {
+        let dir = tempfile::tempdir().unwrap();
+        let limits = CacheLimits {
+            metadata_bytes: 1000,
+            index_bytes: 200,
+        };
+        {
+            let cache = open(dir.path(), limits);
+            cache.put_index_blob("old", &[1; 100]);
+            cache.put_index_blob("new", &[2; 100]);
+        }
+        let cache = open(dir.path(), limits);
+        cache.put_index_blob("newest", &[3; 100]);
+        assert!(cache.get_index_blob("old").is_none());
+        assert!(cache.get_index_blob("new").is_some());
+    }
+
+    #[test]
+    fn retain_index_blobs_drops_unlisted() {
+        let dir = tempfile::tempdir().unwrap();
+        let cache = open(dir.path(), CacheLimits::default());
+        for id in ["xn0_a", "xn0_b", "xn1_c"] {
+            cache.put_index_blob(id, id.as_bytes());
+        }
+        cache.put_metadata_pack("xn0_a", b"untouched");
+        cache.retain_index_blobs(&["xn0_b", "xn1_c", "xn2_not_cached"]);
+        assert!(cache.get_index_blob("xn0_a").is_none());
+        assert_eq!(cache.get_index_blob("xn0_b").unwrap(), b"xn0_b");
+        assert_eq!(cache.get_index_blob("xn1_c").unwrap(), b"xn1_c");
+        assert_eq!(cache.get_metadata_pack("xn0_a").unwrap(), b"untouched");
+        cache.retain_index_blobs(&[]);
+        assert_eq!(cache.stats().index_bytes, 0);
+    }
+
+    #[test]
+    fn invalidate_all_empties_everything() {
+        let dir = tempfile::tempdir().unwrap();
+        let cache = open(dir.path(), CacheLimits::default());
+        cache.put_index_blob("xn0_a", &[1; 100_000]);
+        cache.put_metadata_pack("qabc", &[2; 100_000]);
+        cache.put_kv("epoch", b"1");
+        cache.invalidate_all();
+        assert_eq!(cache.get_index_blob("xn0_a"), None);
+        assert_eq!(cache.get_metadata_pack("qabc"), None);
+        assert_eq!(cache.get_kv("epoch"), None);
+        let stats = cache.stats();
+        assert_eq!(
+            (stats.index_bytes, stats.pack_bytes, stats.errors),
+            (0, 0, 0)
+        );
+        // Still usable afterwards.
+        cache.put_kv("epoch", b"2");
+        assert_eq!(cache.get_kv("epoch").unwrap(), b"2");
+    }
+
+    #[test]
+    fn concurrent_use_from_threads() {
+        let dir = tempfile::tempdir().unwrap();
+        let limits = CacheLimits {
+            metadata_bytes: 40 * 1024,
+            index_bytes: u64::MAX,
+        };
+        let cache = Arc::new(open(dir.path(), limits));
+        let threads: Vec<_> = (0..8)
+            .map(|t| {
+                let cache = Arc::clone(&cache);
+                std::thread::spawn(move || {
+                    for i in 0..50_i32 {
+                        let id = format!("xn{t}_{i}");
+                        cache.put_index_blob(&id, id.as_bytes());
+                        assert_eq!(cache.get_index_blob(&id).unwrap(), id.as_bytes());
+                        cache.put_metadata_pack(&format!("q{t}_{i}"), &[t as u8; 1024]);
+                        let _ = cache.get_metadata_pack(&format!("q{t}_{}", i / 2));
+                        cache.put_kv(&format!("k{t}"), &i.to_le_bytes());
+                    }
+                })
+            })
+            .collect();
+        for t in threads {
+            t.join().unwrap();
+        }
+        let stats = cache.stats();
+        assert_eq!(stats.errors, 0);
+        assert_eq!(stats.integrity_failures, 0);
+        assert!(stats.pack_bytes <= 40 * 1024);
+        for t in 0..8 {
+            assert_eq!(
+                cache.get_kv(&format!("k{t}")).unwrap(),
+                49_i32.to_le_bytes()
+            );
+        }
+    }
+
+    #[test]
+    fn two_handles_on_one_file() {
+        // Two processes (here: two connections) sharing a cache directory.
+        let dir = tempfile::tempdir().unwrap();
+        let a = open(dir.path(), CacheLimits::default());
+        let b = open(dir.path(), CacheLimits::default());
+        a.put_index_blob("xn0_a", b"from a");
+        assert_eq!(b.get_index_blob("xn0_a").unwrap(), b"from a");
+        b.invalidate_all();
+        assert_eq!(a.get_index_blob("xn0_a"), None);
+    }
+
+    #[test]
+    fn unusable_directory_fails_open() {
+        let dir = tempfile::tempdir().unwrap();
+        // A path below a regular file can never be created, even by root.
+        let file = dir.path().join("file");
+        std::fs::write(&file, b"").unwrap();
+        let err = Cache::open(&file.join("cache"), REPO, CacheLimits::default(), KEY).unwrap_err();
+        assert!(matches!(err, CacheError::Io { .. }), "{err}");
+        // The repository subdirectory being a file also fails (no rebuild of foreign paths).
+        std::fs::create_dir(dir.path().join("c2")).unwrap();
+        std::fs::write(dir.path().join("c2").join(REPO), b"").unwrap();
+        let err = Cache::open(&dir.path().join("c2"), REPO, CacheLimits::default(), KEY);
+        assert!(err.is_err());
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn read_only_directory_fails_open() {
+        use std::os::unix::fs::PermissionsExt;
+        if nix_euid_is_root() {
+            eprintln!("skipping read-only directory assertion: running as root");
+            return;
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let ro = dir.path().join("ro");
+        std::fs::create_dir(&ro).unwrap();
+        std::fs::set_permissions(&ro, std::fs::Permissions::from_mode(0o500)).unwrap();
+        let result = Cache::open(&ro, REPO, CacheLimits::default(), KEY);
+        std::fs::set_permissions(&ro, std::fs::Permissions::from_mode(0o700)).unwrap();
+        assert!(result.is_err());
+
+        // An existing cache that became read-only is not silently opened read-only.
+        let path = open(&ro, CacheLimits::default()).path().to_owned();
+        let repo_dir = path.parent().unwrap().to_owned();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o400)).unwrap();
+        std::fs::set_permissions(&repo_dir, std::fs::Permissions::from_mode(0o500)).unwrap();
+        let result = Cache::open(&ro, REPO, CacheLimits::default(), KEY);
+        std::fs::set_permissions(&repo_dir, std::fs::Permissions::from_mode(0o700)).unwrap();
+        let err = result.unwrap_err();
+        assert!(matches!(err, CacheError::ReadOnly(_)), "{err}");
+    }
+
+    /// Root bypasses permission bits; detect it without `unsafe` (geteuid) via /proc.
+    #[cfg(unix)]
+    fn nix_euid_is_root() -> bool {
+        std::fs::read_to_string("/proc/self/status")
+            .ok()
+            .and_then(|s| {
+                s.lines()
+                    .find(|l| l.starts_with("Uid:"))
+                    .and_then(|l| l.split_whitespace().nth(2).map(|euid| euid == "0"))
+            })
+            .unwrap_or(true)
+    }
+
+    #[test]
+    fn invalid_repository_keys_are_rejected() {
+        let dir = tempfile::tempdir().unwrap();
+        for key in ["", "..", "a/b", "a\\b", "x.y"] {
+            let err = Cache::open(dir.path(), key, CacheLimits::default(), KEY).unwrap_err();
+            assert!(matches!(err, CacheError::InvalidRepositoryKey(_)), "{key}");
+        }
+    }
+
+    #[test]
+    fn limits_from_mib() {
+        assert_eq!(
+            CacheLimits::from_mib(2, 3),
+            CacheLimits {
+                metadata_bytes: 2 * MIB,
+                index_bytes: 3 * MIB
+            }
+        );
+        assert_eq!(CacheLimits::from_mib(u64::MAX, 0).metadata_bytes, u64::MAX);
+    }
+}
