@@ -95,6 +95,9 @@ pub struct SnapshotCreateArgs {
     /// Snapshot description
     #[arg(long, default_value = "")]
     pub description: String,
+    /// Percentage of unchanged files to re-hash anyway (0–100)
+    #[arg(long, default_value_t = 0.0)]
+    pub force_hash: f64,
     /// Tags as key:value (repeatable)
     #[arg(long = "tags")]
     pub tags: Vec<String>,

@@ -232,6 +232,7 @@ pub async fn snapshot_create(g: &GlobalArgs, env: Env<'_>, a: SnapshotCreateArgs
     opts.hostname = host;
     opts.description = a.description.clone();
     opts.compression = compression;
+    opts.force_hash_percent = a.force_hash.clamp(0.0, 100.0);
     if let Some(p) = a.parallel {
         opts.parallel = p.max(1);
     }

@@ -68,6 +68,8 @@ pub struct UploadOptions {
     pub username: String,
     /// Hostname written into the session marker.
     pub hostname: String,
+    /// Share (0–100) of unchanged files re-hashed anyway (kopia's `--force-hash`).
+    pub force_hash_percent: f64,
 }
 
 impl UploadOptions {
@@ -82,6 +84,7 @@ impl UploadOptions {
             compression: None,
             metadata_compression: Some(CompressionAlgorithm::ZstdFastest),
             parallel: std::thread::available_parallelism().map_or(2, |n| n.get()),
+            force_hash_percent: 0.0,
         }
     }
 }
@@ -131,6 +134,7 @@ struct Ctx {
     symlink_opts: ObjectWriteOptions,
     progress: Arc<UploadProgress>,
     stats: Stats,
+    force_hash_percent: f64,
 }
 
 #[derive(Default)]
@@ -189,6 +193,7 @@ pub async fn snapshot_directory(
         },
         progress,
         stats: Stats::default(),
+        force_hash_percent: opts.force_hash_percent,
     });
     let start_time = repo.clock().now();
     let dir = dir.to_path_buf();
@@ -492,7 +497,10 @@ fn process_entry(
     entry.size = i64::try_from(meta.len()).unwrap_or(i64::MAX);
     // kopia reuses any non-directory (symlinks too) whose metadata equals the previous
     // snapshot's entry, and counts it as a cached file.
-    if let Some(p) = prev {
+    let force_hash = ctx.force_hash_percent >= 100.0
+        || (ctx.force_hash_percent > 0.0
+            && rand::random::<f64>() * 100.0 < ctx.force_hash_percent);
+    if let Some(p) = prev.filter(|_| !force_hash) {
         if p.entry_type == entry.entry_type
             && p.mtime == entry.mtime
             && p.mode == entry.mode
