@@ -35,7 +35,7 @@ pub struct Cli {
 /// Options every command accepts.
 #[derive(Debug, Args, Clone)]
 pub struct GlobalArgs {
-    /// Repository URL: filesystem:///abs/path (default: $ARKIV_REPOSITORY, else $KOPIA_REPOSITORY)
+    /// Repository URL: filesystem:///abs/path or s3://bucket/prefix (default: $ARKIV_REPOSITORY, else $KOPIA_REPOSITORY)
     #[arg(long, global = true, value_name = "URL")]
     pub repo: Option<String>,
     /// Read the repository password from this file (default: $ARKIV_PASSWORD, else $KOPIA_PASSWORD)
@@ -215,7 +215,7 @@ impl GlobalArgs {
                     "no repository given: use --repo URL or set ARKIV_REPOSITORY",
                 )
             })?;
-        Ok(Location::parse(&url)?)
+        Ok(Location::parse_with_env(&url, env)?)
     }
 
     /// The password from file or environment; never prompts.
@@ -258,7 +258,7 @@ impl GlobalArgs {
     pub async fn open(&self, env: Env<'_>) -> Result<Repository> {
         let loc = self.location(env)?;
         let password = self.password(env)?;
-        let storage = loc.open_existing()?;
+        let storage = loc.open_existing().await?;
         Ok(Repository::open(storage, &password, OpenOptions::default()).await?)
     }
 }

@@ -52,7 +52,7 @@ pub async fn repository_create(
         .map_err(|e| CliError::new(exit::UNSUPPORTED, format!("--object-splitter: {e}")))?;
     let loc = g.location(env)?;
     let password = g.password(env)?;
-    let storage = loc.open_for_create()?;
+    let storage = loc.open_for_create().await?;
     let repo = create_repository(storage, &password, &opts, OpenOptions::default()).await?;
     eprintln!(
         "Created repository at {} (format version 3, {}, {}, {}); maintenance owner {}",

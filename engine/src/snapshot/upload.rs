@@ -498,8 +498,7 @@ fn process_entry(
     // kopia reuses any non-directory (symlinks too) whose metadata equals the previous
     // snapshot's entry, and counts it as a cached file.
     let force_hash = ctx.force_hash_percent >= 100.0
-        || (ctx.force_hash_percent > 0.0
-            && rand::random::<f64>() * 100.0 < ctx.force_hash_percent);
+        || (ctx.force_hash_percent > 0.0 && rand::random::<f64>() * 100.0 < ctx.force_hash_percent);
     if let Some(p) = prev.filter(|_| !force_hash) {
         if p.entry_type == entry.entry_type
             && p.mtime == entry.mtime
