@@ -190,3 +190,96 @@ pub fn assert_fixtures_unchanged() {
     }
     assert!(n > 20, "repo-files.sha256 lists only {n} files");
 }
+
+/// Creates a repository with the `arkiv` CLI at `repo` (filesystem).
+pub fn create_repo(repo: &Path, password: &str) {
+    run_ok(arkiv(repo, password).args(["repository", "create"]).args([
+        "--override-username",
+        "tester",
+        "--override-hostname",
+        "testhost",
+    ]));
+}
+
+/// Runs `arkiv snapshot create DIR --json` and returns the parsed summary.
+pub fn snapshot_json(repo: &Path, password: &str, dir: &Path, extra: &[&str]) -> serde_json::Value {
+    let out = run_ok(
+        arkiv(repo, password)
+            .args(["snapshot", "create"])
+            .arg(dir)
+            .arg("--json")
+            .args(extra),
+    );
+    serde_json::from_slice(&out).expect("snapshot create --json prints one JSON object")
+}
+
+/// Blob files (`*.f`) under a filesystem repository whose blob ID starts with `prefix`.
+pub fn blob_files(repo: &Path, prefix: &str) -> Vec<PathBuf> {
+    fn walk(root: &Path, dir: &Path, prefix: &str, out: &mut Vec<PathBuf>) {
+        for e in std::fs::read_dir(dir).unwrap() {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                walk(root, &p, prefix, out);
+            } else {
+                let rel = p
+                    .strip_prefix(root)
+                    .unwrap()
+                    .to_string_lossy()
+                    .replace('/', "");
+                if rel.starts_with(prefix) && rel.ends_with(".f") {
+                    out.push(p);
+                }
+            }
+        }
+    }
+    let mut out = Vec::new();
+    walk(repo, repo, prefix, &mut out);
+    out.sort();
+    out
+}
+
+/// Opens a filesystem repository with the engine (for checks the CLI does not print).
+pub fn open_repo(
+    rt: &tokio::runtime::Runtime,
+    repo: &Path,
+    password: &str,
+) -> arkiv_engine::Repository {
+    rt.block_on(async {
+        let storage = std::sync::Arc::new(
+            arkiv_engine::blob::filesystem::FilesystemStorage::open(repo).unwrap(),
+        );
+        arkiv_engine::Repository::open(storage, password, arkiv_engine::OpenOptions::default())
+            .await
+            .unwrap()
+    })
+}
+
+/// Every content ID reachable from a directory object (listings, chunk lists, file data).
+pub fn reachable_contents(
+    rt: &tokio::runtime::Runtime,
+    repo: &arkiv_engine::Repository,
+    root: arkiv_format::ids::ObjectId,
+) -> std::collections::BTreeSet<String> {
+    use arkiv_format::snapshot::EntryType;
+    let mut out = std::collections::BTreeSet::new();
+    rt.block_on(async {
+        let mut objects = vec![(root, true)];
+        while let Some((oid, is_dir)) = objects.pop() {
+            // the chunk-list objects of indirect IDs
+            let mut o = oid;
+            while let Some(list) = o.index_object() {
+                out.insert(list.content_id().to_string());
+                o = list;
+            }
+            for c in repo.object_chunks(&oid).await.unwrap() {
+                out.insert(c.object.content_id().to_string());
+            }
+            if is_dir {
+                for e in repo.read_dir(&oid).await.unwrap().entries {
+                    objects.push((e.object, e.entry_type == EntryType::Directory));
+                }
+            }
+        }
+    });
+    out
+}
