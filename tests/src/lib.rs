@@ -283,3 +283,83 @@ pub fn reachable_contents(
     });
     out
 }
+
+/// The test S3 server (moto, started by `.ci/s3-server.sh`), found through
+/// `ARKIV_S3_ENDPOINT`. Without it the S3 tests print a loud SKIPPED line — except under
+/// `CI=true`, where a missing server is a failure.
+pub mod s3 {
+    use std::io::{Read, Write};
+    use std::path::Path;
+    use std::process::Command;
+    use std::sync::atomic::{AtomicU32, Ordering};
+
+    /// `host:port` of the server, or `None` after a loud message.
+    pub fn endpoint(test: &str) -> Option<String> {
+        match std::env::var("ARKIV_S3_ENDPOINT")
+            .ok()
+            .filter(|v| !v.is_empty())
+        {
+            Some(v) => Some(
+                v.trim_start_matches("http://")
+                    .trim_end_matches('/')
+                    .to_owned(),
+            ),
+            None if std::env::var("CI").is_ok_and(|v| v == "true") => panic!(
+                "{test}: ARKIV_S3_ENDPOINT is not set under CI=true; .ci/run must start the S3 server"
+            ),
+            None => {
+                let _ = writeln!(
+                    std::io::stderr(),
+                    "\n*** SKIPPED {test}: ARKIV_S3_ENDPOINT is not set (start one with `eval \"$(bash .ci/s3-server.sh start)\"`) ***\n"
+                );
+                None
+            }
+        }
+    }
+
+    /// Creates a fresh, uniquely named bucket (unsigned `PUT /bucket`, which moto accepts).
+    pub fn fresh_bucket(endpoint: &str, test: &str) -> String {
+        static N: AtomicU32 = AtomicU32::new(0);
+        let bucket = format!(
+            "arkiv-{test}-{}-{}",
+            std::process::id(),
+            N.fetch_add(1, Ordering::Relaxed)
+        )
+        .to_lowercase()
+        .replace('_', "-");
+        let mut sock = std::net::TcpStream::connect(endpoint).expect("connect to S3 server");
+        write!(
+            sock,
+            "PUT /{bucket} HTTP/1.1\r\nHost: {endpoint}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+        )
+        .unwrap();
+        let mut resp = String::new();
+        sock.read_to_string(&mut resp).unwrap();
+        assert!(
+            resp.starts_with("HTTP/1.1 200"),
+            "create bucket {bucket}: {resp}"
+        );
+        bucket
+    }
+
+    /// Environment for an S3 repository `s3://bucket/prefix` on the test server.
+    pub fn env(endpoint: &str, bucket: &str, prefix: &str) -> Vec<(String, String)> {
+        vec![
+            ("ARKIV_REPOSITORY".into(), format!("s3://{bucket}/{prefix}")),
+            ("ARKIV_S3_ENDPOINT".into(), endpoint.into()),
+            ("ARKIV_S3_DISABLE_TLS".into(), "true".into()),
+            ("AWS_ACCESS_KEY_ID".into(), "arkiv-test".into()),
+            ("AWS_SECRET_ACCESS_KEY".into(), "arkiv-test".into()),
+            ("AWS_REGION".into(), "us-east-1".into()),
+        ]
+    }
+
+    /// `arkiv` with a clean environment pointed at an S3 repository.
+    pub fn arkiv(endpoint: &str, bucket: &str, prefix: &str, password: &str) -> Command {
+        let mut c = super::arkiv(Path::new("/nonexistent"), password);
+        for (k, v) in env(endpoint, bucket, prefix) {
+            c.env(k, v);
+        }
+        c
+    }
+}
