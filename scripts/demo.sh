@@ -1,23 +1,37 @@
 #!/usr/bin/env bash
-# The main job on an embedded default: builds arkiv, then lists, verifies and restores the
-# kopia-written fixture repository (shared/kopia/fixtures/repo-a) into a temp directory.
+# The main job on an embedded default: builds arkiv, creates a local filesystem repository
+# in a temp directory, backs up a generated tree, restores it and checks the restore is
+# identical (contents, modes, mtimes, symlinks); then lists, verifies and restores the
+# kopia-written fixture repository (shared/kopia/fixtures/repo-a) the same way.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 cargo build --release --workspace --bins
 ARKIV="$PWD/target/release/arkiv"
 SHARED="${ARKIV_SHARED_DIR:-$PWD/../shared}"
-REPO="$SHARED/kopia/fixtures/repo-a"
+FIXTURES="$SHARED/kopia/fixtures"
 WORK="$(mktemp -d)"
 trap 'rm -rf "$WORK"' EXIT
-export ARKIV_REPOSITORY="filesystem://$REPO" ARKIV_PASSWORD=fixture-password TZ=UTC
+export TZ=UTC
 
-echo "== snapshot list ($REPO)"
-"$ARKIV" snapshot list --all
-echo "== verify"
-"$ARKIV" verify --verify-files-percent 100
-echo "== restore latest -> $WORK/restored"
+echo "== 1. backup and restore round trip on a local filesystem repository ($WORK/repo)"
+python3 "$FIXTURES/make_tree.py" "$WORK/data" --variant 1
+export ARKIV_REPOSITORY="filesystem://$WORK/repo" ARKIV_PASSWORD=demo-password
+"$ARKIV" repository create
+"$ARKIV" snapshot create "$WORK/data" --compression zstd-fastest
+python3 "$FIXTURES/make_tree.py" "$WORK/data" --variant 2
+"$ARKIV" snapshot create "$WORK/data" --compression zstd-fastest
+"$ARKIV" snapshot list
 "$ARKIV" restore latest "$WORK/restored"
-echo "== compare with the source tree kopia snapshotted"
-python3 "$SHARED/kopia/fixtures/make_tree.py" --manifest "$WORK/restored" > "$WORK/restored.manifest"
-diff "$SHARED/kopia/fixtures/expected/tree-v2.manifest.txt" "$WORK/restored.manifest"
-echo "OK: restored tree is identical to the source (files, modes, mtimes, symlinks)"
+diff <(python3 "$FIXTURES/make_tree.py" --manifest "$WORK/data") \
+     <(python3 "$FIXTURES/make_tree.py" --manifest "$WORK/restored")
+"$ARKIV" verify --verify-files-percent 100
+echo "OK: the restored tree is identical to the source"
+
+echo "== 2. the kopia-written fixture repository ($FIXTURES/repo-a)"
+export ARKIV_REPOSITORY="filesystem://$FIXTURES/repo-a" ARKIV_PASSWORD=fixture-password
+"$ARKIV" snapshot list --all
+"$ARKIV" verify --verify-files-percent 100
+"$ARKIV" restore latest "$WORK/kopia-restored"
+diff "$FIXTURES/expected/tree-v2.manifest.txt" \
+     <(python3 "$FIXTURES/make_tree.py" --manifest "$WORK/kopia-restored")
+echo "OK: kopia's latest snapshot restored identical to the tree kopia backed up"

@@ -10,7 +10,8 @@
 //!   `totalSize` the size of both; `dirCount` every directory including the root.
 //! * Directory summaries: entry counts, sizes, newest mtime of any entry (directories
 //!   included) or child summary; an empty directory's `maxTime` is its own mtime; failed
-//!   entries sorted by path (we keep the first 10, as kopia intends).
+//!   entries sorted by path and, like kopia 0.20–0.23, not truncated
+//!   (`arkiv_format::snapshot::DirManifestBuilder`).
 //! * Unreadable files and subdirectories are recorded as failed entries (fatal errors) and
 //!   the snapshot completes; an unreadable root fails the snapshot.
 //! * Sockets, FIFOs and devices are skipped silently (kopia's `ignoreUnknownTypes` default).
@@ -32,8 +33,8 @@ use arkiv_format::compression::CompressionAlgorithm;
 use arkiv_format::gojson::go_string_lossy;
 use arkiv_format::ids::{ManifestId, ObjectId};
 use arkiv_format::snapshot::{
-    DirEntry, DirManifest, DirectorySummary, EntryType, EntryWithError, SnapshotManifest,
-    SnapshotStats, SourceInfo, go_mode_from_posix,
+    DirEntry, DirManifest, DirManifestBuilder, EntryType, SnapshotManifest, SnapshotStats,
+    SourceInfo, go_mode_from_posix,
 };
 use arkiv_format::splitter::SplitterKind;
 use chrono::{DateTime, Utc};
@@ -43,10 +44,7 @@ use crate::content::writer::ContentWriter;
 use crate::manifest::ManifestBatch;
 use crate::object::{ObjectWriteOptions, write_file_object, write_object_bytes};
 use crate::repo::Repository;
-use crate::{Error, ErrorKind, Result};
-
-/// At most this many failed entries are listed in a directory summary.
-pub const MAX_FAILED_ENTRIES_PER_DIRECTORY: usize = 10;
+use crate::{Error, Result};
 
 /// Knobs of a snapshot.
 #[derive(Debug, Clone)]
@@ -376,63 +374,17 @@ fn upload_dir(
         })
         .collect();
 
-    let mut entries = Vec::new();
-    let mut summary = DirectorySummary::default();
-    let mut failed: Vec<EntryWithError> = Vec::new();
-    let mut max_time: Option<DateTime<Utc>> = None;
-    let bump = |t: DateTime<Utc>, max_time: &mut Option<DateTime<Utc>>| {
-        if max_time.is_none_or(|m| t > m) {
-            *max_time = Some(t);
-        }
-    };
+    let mut builder = DirManifestBuilder::new();
     for c in children {
         match c? {
-            Child::Entry(e) => {
-                bump(e.mtime, &mut max_time);
-                match e.entry_type {
-                    EntryType::Symlink => summary.symlinks += 1,
-                    EntryType::File => {
-                        summary.files += 1;
-                        summary.size += e.size;
-                    }
-                    EntryType::Directory => {
-                        if let Some(cs) = &e.summary {
-                            summary.files += cs.files;
-                            summary.size += cs.size;
-                            summary.dirs += cs.dirs;
-                            summary.symlinks += cs.symlinks;
-                            summary.num_failed += cs.num_failed;
-                            summary.num_ignored_errors += cs.num_ignored_errors;
-                            failed.extend(cs.errors.iter().cloned());
-                            bump(cs.max_time, &mut max_time);
-                        }
-                    }
-                    _ => {}
-                }
-                entries.push(e);
-            }
-            Child::Failed { path, error } => {
-                summary.num_failed += 1;
-                failed.push(EntryWithError { path, error });
-            }
+            Child::Entry(e) => builder.add_entry(e),
+            Child::Failed { path, error } => builder.add_failed_entry(&path, false, &error),
             Child::Skipped => {}
         }
     }
-    summary.dirs += 1;
     let own = base_entry(name.to_owned(), EntryType::Directory, meta);
-    summary.max_time = if entries.is_empty() {
-        own.mtime
-    } else {
-        max_time.unwrap_or(own.mtime)
-    };
-    failed.sort_by(|a, b| a.path.cmp(&b.path));
-    failed.truncate(MAX_FAILED_ENTRIES_PER_DIRECTORY);
-    summary.errors = failed;
-    arkiv_format::snapshot::sort_entries_like_kopia(&mut entries);
-    let listing = DirManifest {
-        entries,
-        summary: Some(summary.clone()),
-    };
+    let listing = builder.build(own.mtime, "");
+    let summary = listing.summary.clone().unwrap_or_default();
     let bytes = listing
         .encode()
         .map_err(|e| Error::format("directory listing", e))?;
@@ -450,12 +402,28 @@ fn is_source_error(e: &Error) -> bool {
     matches!(e, Error::Io { .. })
 }
 
-fn record_failure(ctx: &Ctx, rel: &str, e: &Error) -> Child {
+/// Go's text for an OS error (`permission denied`), as kopia's messages carry it.
+fn go_errno_text(e: &std::io::Error) -> String {
+    match e.raw_os_error() {
+        Some(code) => {
+            let d = nix::errno::Errno::from_raw(code).desc();
+            let mut c = d.chars();
+            match c.next() {
+                Some(f) => f.to_lowercase().chain(c).collect(),
+                None => e.to_string(),
+            }
+        }
+        None => e.to_string(),
+    }
+}
+
+/// Records a failed entry with a kopia-like message (`unable to open file: open PATH: …`).
+fn record_failure(ctx: &Ctx, rel: &str, path: &Path, op: &str, e: &Error) -> Child {
     ctx.stats.error_count.fetch_add(1, Ordering::Relaxed);
     ctx.progress.errors.fetch_add(1, Ordering::Relaxed);
     tracing::warn!("{rel}: {e}");
     let msg = match e {
-        Error::Io { source, .. } => source.to_string(),
+        Error::Io { source, .. } => format!("{op} {}: {}", path.display(), go_errno_text(source)),
         other => other.to_string(),
     };
     Child::Failed {
@@ -474,14 +442,14 @@ fn process_entry(
     check_cancel(ctx)?;
     let meta = match std::fs::symlink_metadata(path) {
         Ok(m) => m,
-        Err(e) => return Ok(record_failure(ctx, rel, &Error::io(path, e))),
+        Err(e) => return Ok(record_failure(ctx, rel, path, "lstat", &Error::io(path, e))),
     };
     let ft = meta.file_type();
     if ft.is_dir() {
         let prev_dir = prev.filter(|p| p.entry_type == EntryType::Directory);
         return match upload_dir(ctx, path, rel, &name, &meta, prev_dir) {
             Ok(e) => Ok(Child::Entry(e)),
-            Err(e) if is_source_error(&e) => Ok(record_failure(ctx, rel, &e)),
+            Err(e) if is_source_error(&e) => Ok(record_failure(ctx, rel, path, "open", &e)),
             Err(e) => Err(e),
         };
     }
@@ -523,7 +491,15 @@ fn process_entry(
     if entry_type == EntryType::Symlink {
         let target = match std::fs::read_link(path) {
             Ok(t) => t,
-            Err(e) => return Ok(record_failure(ctx, rel, &Error::io(path, e))),
+            Err(e) => {
+                return Ok(record_failure(
+                    ctx,
+                    rel,
+                    path,
+                    "readlink",
+                    &Error::io(path, e),
+                ));
+            }
         };
         let bytes = target.as_os_str().as_bytes();
         entry.object = write_object_bytes(&ctx.cw, bytes, &ctx.symlink_opts)?;
@@ -551,8 +527,13 @@ fn process_entry(
             ctx.progress.hashed_files.fetch_add(1, Ordering::Relaxed);
             Ok(Child::Entry(entry))
         }
-        Err(e) if is_source_error(&e) => Ok(record_failure(ctx, rel, &e)),
-        Err(e) if e.kind() == ErrorKind::Cancelled => Err(e),
+        Err(e) if is_source_error(&e) => {
+            let op = match &e {
+                Error::Io { path, .. } if path == "(file)" => "unable to open file: open",
+                _ => "read",
+            };
+            Ok(record_failure(ctx, rel, path, op, &e))
+        }
         Err(e) => Err(e),
     }
 }
