@@ -23,6 +23,7 @@ use arkiv_format::indexblob::v0;
 use futures::{StreamExt, TryStreamExt};
 
 use crate::blob::{BlobMetadata, BlobStorage};
+use crate::cache::Cache;
 use crate::{Error, ErrorKind, Result, cpu};
 
 pub mod writer;
@@ -69,6 +70,7 @@ impl IndexSet {
         storage: &dyn BlobStorage,
         epoch_enabled: bool,
         cipher: &ContentCipher,
+        cache: Option<&Cache>,
     ) -> Result<Self> {
         let (live, watermark) = if epoch_enabled {
             let listing: Vec<BlobListing> =
@@ -98,8 +100,12 @@ impl IndexSet {
             }
             (v0::active_index_blobs(&n, &logs), None)
         };
+        if let Some(c) = cache {
+            let ids: Vec<&str> = live.iter().map(BlobId::as_str).collect();
+            c.retain_index_blobs(&ids);
+        }
         let indexes = futures::stream::iter(live)
-            .map(|id| load_index_blob(storage, cipher, id))
+            .map(|id| load_index_blob(storage, cipher, id, cache))
             .buffered(INDEX_LOAD_PARALLELISM)
             .try_collect::<Vec<_>>()
             .await?;
@@ -179,14 +185,26 @@ impl IndexSet {
     }
 }
 
+/// Loads one index blob: from the local cache when it holds a copy that parses (index blobs
+/// are immutable by name; the caller only asks for blobs the storage still lists), else from
+/// storage (decrypt, parse, then remember it).
 async fn load_index_blob(
     storage: &dyn BlobStorage,
     cipher: &ContentCipher,
     id: BlobId,
+    cache: Option<&Cache>,
 ) -> Result<LoadedIndex> {
+    if let Some(plain) = cache.and_then(|c| c.get_index_blob(id.as_str())) {
+        if let Ok(reader) = IndexReader::parse(plain) {
+            return Ok(LoadedIndex {
+                blob_id: id,
+                reader,
+            });
+        }
+    }
     let data = storage.get(&id, None).await?;
     let cipher = cipher.clone();
-    cpu::run(move || {
+    let loaded = cpu::run(move || {
         let plain = encryption::decrypt_blob(&cipher, id.as_str(), &data)
             .map_err(|e| Error::format(format!("index blob {id}"), e))?;
         let reader =
@@ -196,7 +214,11 @@ async fn load_index_blob(
             reader,
         })
     })
-    .await
+    .await?;
+    if let Some(c) = cache {
+        c.put_index_blob(loaded.blob_id.as_str(), loaded.reader.bytes());
+    }
+    Ok(loaded)
 }
 
 struct HeapItem {

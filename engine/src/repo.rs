@@ -15,6 +15,7 @@ use arkiv_format::repo_format::{self, OpenedFormat, RepositoryConfig};
 use arkiv_format::snapshot::{DirManifest, SnapshotManifest};
 
 use crate::blob::BlobStorage;
+use crate::cache::Cache;
 use crate::clock::{SharedClock, SystemClock};
 use crate::content::{ContentReader, IndexSet};
 use crate::{Error, ErrorKind, Result, cpu};
@@ -34,12 +35,18 @@ pub const MAX_IN_MEMORY_OBJECT: u64 = 256 << 20;
 pub struct OpenOptions {
     /// Clock used for timestamps and ages.
     pub clock: SharedClock,
+    /// Directory of the disposable local cache (`None`: no cache).
+    pub cache_dir: Option<std::path::PathBuf>,
+    /// Size bounds of the local cache.
+    pub cache_limits: crate::cache::CacheLimits,
 }
 
 impl Default for OpenOptions {
     fn default() -> Self {
         OpenOptions {
             clock: Arc::new(SystemClock),
+            cache_dir: None,
+            cache_limits: crate::cache::CacheLimits::default(),
         }
     }
 }
@@ -52,6 +59,7 @@ pub struct Repository {
     contents: ContentReader,
     indexes: Arc<IndexSet>,
     clock: SharedClock,
+    cache: Option<Arc<Cache>>,
 }
 
 /// One chunk of an object, resolved through indirection.
@@ -126,14 +134,24 @@ impl Repository {
             &cfg.master_key,
         )
         .map_err(|e| Error::format("repository encryption", e))?;
-        let indexes =
-            IndexSet::load(storage.as_ref(), cfg.epoch_parameters.enabled, &cipher).await?;
+        let cache = options
+            .cache_dir
+            .as_deref()
+            .and_then(|dir| open_cache(dir, &format, options.cache_limits));
+        let indexes = IndexSet::load(
+            storage.as_ref(),
+            cfg.epoch_parameters.enabled,
+            &cipher,
+            cache.as_deref(),
+        )
+        .await?;
         Ok(Repository {
             contents: ContentReader::new(storage.clone(), hasher, cipher),
             storage,
             format: Arc::new(format),
             indexes: Arc::new(indexes),
             clock: options.clock,
+            cache,
         })
     }
 
@@ -143,10 +161,16 @@ impl Repository {
             self.storage.as_ref(),
             self.config().epoch_parameters.enabled,
             self.contents.cipher(),
+            self.cache.as_deref(),
         )
         .await?;
         self.indexes = Arc::new(idx);
         Ok(())
+    }
+
+    /// The local cache, when one could be opened.
+    pub fn cache(&self) -> Option<&Arc<Cache>> {
+        self.cache.as_ref()
     }
 
     /// The storage backend.
@@ -346,5 +370,35 @@ impl Repository {
                 .then_with(|| a.id.cmp(&b.id))
         });
         Ok(out)
+    }
+}
+
+/// Opens the repository's local cache; any failure means "run uncached" (logged).
+fn open_cache(
+    dir: &std::path::Path,
+    format: &OpenedFormat,
+    limits: crate::cache::CacheLimits,
+) -> Option<Arc<Cache>> {
+    let blob = &format.blob;
+    let key = arkiv_format::encryption::derive_key32(
+        &format.config.hmac_secret,
+        &blob.unique_id,
+        b"arkiv-local-cache-integrity",
+    )
+    .ok()?;
+    match Cache::open(dir, &hex::encode(&blob.unique_id), limits, key) {
+        Ok(c) => {
+            if c.rebuilt() {
+                tracing::info!(
+                    "local cache at {} was stale and has been rebuilt",
+                    dir.display()
+                );
+            }
+            Some(Arc::new(c))
+        }
+        Err(e) => {
+            tracing::warn!("running without the local cache ({}): {e}", dir.display());
+            None
+        }
     }
 }

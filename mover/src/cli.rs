@@ -461,7 +461,15 @@ async fn verify_cmd(g: &GlobalArgs, env: Env<'_>, a: VerifyArgs) -> Result<i32> 
             "--verify-files-percent must be between 0 and 100",
         ));
     }
-    let repo = g.open(env).await?;
+    // verify reads everything from the repository itself, never from the local cache
+    let no_cache = |k: &str| {
+        if k == "ARKIV_CACHE_DIR" {
+            Some("none".to_owned())
+        } else {
+            env(k)
+        }
+    };
+    let repo = g.open(&no_cache).await?;
     let started = std::time::Instant::now();
     let mut opts = VerifyOptions::default();
     opts.verify_files_percent = a.verify_files_percent;

@@ -7,6 +7,13 @@ use std::process::Output;
 
 use arkiv_tests::*;
 
+/// Corruption must be found on fresh reads: these runs use no local cache.
+fn uncached(repo: &Path, password: &str) -> std::process::Command {
+    let mut c = arkiv(repo, password);
+    c.env("ARKIV_CACHE_DIR", "none");
+    c
+}
+
 // Exit codes documented in the README (mover/src/exit.rs).
 const NOT_FOUND: i32 = 3;
 const AUTH: i32 = 4;
@@ -51,7 +58,7 @@ fn walk(dir: &Path) -> Vec<PathBuf> {
 
 fn restore_all(repo: &Path) -> Output {
     let tmp = tempfile::tempdir().unwrap();
-    run(arkiv(repo, FIXTURE_PASSWORD)
+    run(uncached(repo, FIXTURE_PASSWORD)
         .args(["restore", "bd35e5981801e93285ddc62a7548805e"])
         .arg(tmp.path().join("t")))
 }
@@ -101,7 +108,7 @@ fn deleted_pack() {
         line.contains("pb5b0c135d66ebdba72ae99a6bc169db1") && line.contains("missing"),
         "{line}"
     );
-    let o = run(arkiv(&repo, FIXTURE_PASSWORD).args(["verify"]));
+    let o = run(uncached(&repo, FIXTURE_PASSWORD).args(["verify"]));
     assert_eq!(o.status.code(), Some(CORRUPT), "{}", stderr(&o));
     assert!(stderr(&o).contains("missing pack blob pb5b0c135d66ebdba72ae99a6bc169db1"));
 }
@@ -117,7 +124,7 @@ fn truncated_pack() {
     assert_eq!(o.status.code(), Some(CORRUPT), "{}", stderr(&o));
     let line = one_error_line(&o);
     assert!(line.contains("truncated"), "{line}");
-    let o = run(arkiv(&repo, FIXTURE_PASSWORD).args(["verify"]));
+    let o = run(uncached(&repo, FIXTURE_PASSWORD).args(["verify"]));
     assert_eq!(o.status.code(), Some(CORRUPT));
     assert!(stderr(&o).contains("truncated pack"), "{}", stderr(&o));
 }
@@ -134,7 +141,7 @@ fn flipped_bit_in_index_blob() {
     let (_t, repo) = fixture_copy("repo-a");
     let f = blob_file(&repo, "xn0_c5a5a85fd68f8f14d6f1c1899cf4d0ee");
     flip_bit(&f, 100);
-    let o = run(arkiv(&repo, FIXTURE_PASSWORD).args(["snapshot", "list", "--all"]));
+    let o = run(uncached(&repo, FIXTURE_PASSWORD).args(["snapshot", "list", "--all"]));
     assert_eq!(o.status.code(), Some(CORRUPT), "{}", stderr(&o));
     let line = one_error_line(&o);
     assert!(
@@ -156,6 +163,7 @@ fn flipped_bit_in_pack() {
         line.contains("pb5b0c135d66ebdba72ae99a6bc169db1") && line.contains("content"),
         "{line}"
     );
-    let o = run(arkiv(&repo, FIXTURE_PASSWORD).args(["verify", "--verify-files-percent", "100"]));
+    let o =
+        run(uncached(&repo, FIXTURE_PASSWORD).args(["verify", "--verify-files-percent", "100"]));
     assert_eq!(o.status.code(), Some(CORRUPT), "{}", stderr(&o));
 }
