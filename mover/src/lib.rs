@@ -10,6 +10,7 @@ pub mod location;
 pub mod output;
 pub mod policy;
 pub mod report;
+pub mod retention_cli;
 pub mod signals;
 pub mod write;
 
