@@ -179,7 +179,7 @@ impl IndexSet {
     }
 }
 
-async fn load_index_blob(
+pub(crate) async fn load_index_blob(
     storage: &dyn BlobStorage,
     cipher: &ContentCipher,
     id: BlobId,

@@ -66,6 +66,9 @@ pub enum Command {
     Show(ShowArgs),
     /// Verify index, packs, snapshot trees and a share of file contents.
     Verify(VerifyArgs),
+    /// Repository maintenance: run, info, set-owner.
+    #[command(subcommand)]
+    Maintenance(crate::maintenance_cli::MaintenanceCommand),
 }
 
 /// `arkiv snapshot …`
@@ -280,6 +283,7 @@ pub async fn run(cli: Cli, env: Env<'_>) -> Result<i32> {
         Command::Ls(a) => ls(&cli.global, env, a).await,
         Command::Show(a) => show(&cli.global, env, a).await,
         Command::Verify(a) => verify_cmd(&cli.global, env, a).await,
+        Command::Maintenance(c) => crate::maintenance_cli::run(&cli.global, env, c).await,
     }
 }
 
