@@ -242,3 +242,57 @@ pub fn churn(rng: &mut rand::rngs::StdRng, t: &mut Tree, k: usize, next_id: &mut
 pub fn rng(seed: u64) -> rand::rngs::StdRng {
     rand::rngs::StdRng::seed_from_u64(seed)
 }
+
+/// Storage that sleeps a random few hundred microseconds before every operation, so that
+/// concurrent tasks interleave differently from run to run.
+#[derive(Debug)]
+pub struct Jitter(pub Arc<dyn BlobStorage>);
+
+async fn jitter() {
+    let us = rand::thread_rng().gen_range(0..400);
+    tokio::time::sleep(std::time::Duration::from_micros(us)).await;
+}
+
+#[async_trait::async_trait]
+impl BlobStorage for Jitter {
+    async fn get(
+        &self,
+        id: &arkiv_format::ids::BlobId,
+        range: Option<std::ops::Range<u64>>,
+    ) -> arkiv_engine::Result<bytes::Bytes> {
+        jitter().await;
+        self.0.get(id, range).await
+    }
+    async fn get_metadata(
+        &self,
+        id: &arkiv_format::ids::BlobId,
+    ) -> arkiv_engine::Result<arkiv_engine::blob::BlobMetadata> {
+        jitter().await;
+        self.0.get_metadata(id).await
+    }
+    async fn put(&self, id: &arkiv_format::ids::BlobId, data: bytes::Bytes) -> arkiv_engine::Result<()> {
+        jitter().await;
+        self.0.put(id, data).await
+    }
+    async fn delete(&self, id: &arkiv_format::ids::BlobId) -> arkiv_engine::Result<()> {
+        jitter().await;
+        self.0.delete(id).await
+    }
+    async fn list(&self, prefix: &str) -> arkiv_engine::Result<Vec<arkiv_engine::blob::BlobMetadata>> {
+        jitter().await;
+        self.0.list(prefix).await
+    }
+    fn describe(&self) -> String {
+        self.0.describe()
+    }
+}
+
+impl Sim {
+    /// A fresh view through a jittering wrapper of the same storage.
+    pub async fn open_jittered(&self) -> Repository {
+        let mut open = OpenOptions::default();
+        open.clock = Arc::new(self.clock.clone());
+        let st: Arc<dyn BlobStorage> = Arc::new(Jitter(Arc::new(self.storage.clone())));
+        Repository::open(st, PASSWORD, open).await.unwrap()
+    }
+}
