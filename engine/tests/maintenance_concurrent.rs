@@ -34,8 +34,16 @@ async fn maintenance_racing_snapshots_never_loses_completed_snapshots() {
         sim.advance_hours(30);
 
         // Backup B reuses half of A's files (dedup against soon-to-be-deleted contents).
-        let mut b_tree: Tree = old.iter().take(4).map(|(k, v)| (k.clone(), v.clone())).collect();
-        b_tree.extend(random_tree(&mut r, 3).into_iter().map(|(k, v)| (format!("new{trial}/{k}"), v)));
+        let mut b_tree: Tree = old
+            .iter()
+            .take(4)
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        b_tree.extend(
+            random_tree(&mut r, 3)
+                .into_iter()
+                .map(|(k, v)| (format!("new{trial}/{k}"), v)),
+        );
 
         let mode = trial % 4;
         let b = match mode {

@@ -270,7 +270,11 @@ impl BlobStorage for Jitter {
         jitter().await;
         self.0.get_metadata(id).await
     }
-    async fn put(&self, id: &arkiv_format::ids::BlobId, data: bytes::Bytes) -> arkiv_engine::Result<()> {
+    async fn put(
+        &self,
+        id: &arkiv_format::ids::BlobId,
+        data: bytes::Bytes,
+    ) -> arkiv_engine::Result<()> {
         jitter().await;
         self.0.put(id, data).await
     }
@@ -278,7 +282,10 @@ impl BlobStorage for Jitter {
         jitter().await;
         self.0.delete(id).await
     }
-    async fn list(&self, prefix: &str) -> arkiv_engine::Result<Vec<arkiv_engine::blob::BlobMetadata>> {
+    async fn list(
+        &self,
+        prefix: &str,
+    ) -> arkiv_engine::Result<Vec<arkiv_engine::blob::BlobMetadata>> {
         jitter().await;
         self.0.list(prefix).await
     }
