@@ -188,7 +188,7 @@ impl IndexSet {
 /// Loads one index blob: from the local cache when it holds a copy that parses (index blobs
 /// are immutable by name; the caller only asks for blobs the storage still lists), else from
 /// storage (decrypt, parse, then remember it).
-async fn load_index_blob(
+pub(crate) async fn load_index_blob(
     storage: &dyn BlobStorage,
     cipher: &ContentCipher,
     id: BlobId,

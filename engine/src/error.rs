@@ -104,6 +104,16 @@ pub enum Error {
     /// Cancelled.
     #[error("cancelled: {0}")]
     Cancelled(String),
+    /// Maintenance is owned by another identity.
+    #[error(
+        "maintenance must be run by designated user: {owner} (acting as {me}); take over with `arkiv maintenance set-owner`, or pass --force for disaster recovery"
+    )]
+    NotMaintenanceOwner {
+        /// The owner recorded in the parameters manifest.
+        owner: String,
+        /// The acting identity.
+        me: String,
+    },
     /// Local I/O error on a path.
     #[error("{path}: {source}")]
     Io {
@@ -131,6 +141,7 @@ impl Error {
             Error::AlreadyExists(_) => ErrorKind::AlreadyExists,
             Error::NotFound(_) => ErrorKind::NotFound,
             Error::Cancelled(_) => ErrorKind::Cancelled,
+            Error::NotMaintenanceOwner { .. } => ErrorKind::PermissionDenied,
             Error::Io { source, .. } => io_kind(source),
         }
     }

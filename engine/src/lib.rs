@@ -18,6 +18,7 @@ pub mod content;
 pub mod cpu;
 pub mod error;
 pub mod initialize;
+pub mod maintenance;
 pub mod manifest;
 pub mod object;
 pub mod policy;

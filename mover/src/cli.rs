@@ -71,6 +71,9 @@ pub enum Command {
     Policy(crate::retention_cli::PolicyCommand),
     /// Delete snapshots that the retention policies no longer keep.
     Expire(crate::retention_cli::ExpireArgs),
+    /// Repository maintenance: run, info, set-owner.
+    #[command(subcommand)]
+    Maintenance(crate::maintenance_cli::MaintenanceCommand),
 }
 
 /// `arkiv snapshot …`
@@ -292,6 +295,7 @@ pub async fn run(cli: Cli, env: Env<'_>) -> Result<i32> {
             crate::retention_cli::policy_show(&cli.global, env, a).await
         }
         Command::Expire(a) => crate::retention_cli::expire(&cli.global, env, a).await,
+        Command::Maintenance(c) => crate::maintenance_cli::run(&cli.global, env, c).await,
     }
 }
 

@@ -7,6 +7,7 @@ pub mod cli;
 pub mod env;
 pub mod exit;
 pub mod location;
+pub mod maintenance_cli;
 pub mod output;
 pub mod policy;
 pub mod report;

@@ -363,3 +363,57 @@ pub mod s3 {
         c
     }
 }
+
+/// Opens a filesystem repository with the engine (for steps the CLI does not offer, such as
+/// deleting snapshot manifests) on a runtime of its own.
+pub fn engine_open(
+    rt: &tokio::runtime::Runtime,
+    repo: &Path,
+    password: &str,
+) -> arkiv_engine::Repository {
+    rt.block_on(async {
+        let st = arkiv_engine::blob::filesystem::FilesystemStorage::open(repo).unwrap();
+        arkiv_engine::Repository::open(
+            std::sync::Arc::new(st),
+            password,
+            arkiv_engine::OpenOptions::default(),
+        )
+        .await
+        .unwrap()
+    })
+}
+
+/// Deletes snapshot manifests by ID (what snapshot expiry does), as `user@host`.
+pub fn engine_delete_snapshots(
+    rt: &tokio::runtime::Runtime,
+    repo: &arkiv_engine::Repository,
+    ids: &[&str],
+) {
+    use arkiv_engine::content::writer::ContentWriter;
+    use arkiv_engine::manifest::ManifestBatch;
+    let ids: Vec<arkiv_format::ids::ManifestId> = ids
+        .iter()
+        .map(|s| arkiv_format::ids::ManifestId::new(*s))
+        .collect();
+    let repo = repo.clone();
+    rt.block_on(async move {
+        let cw = ContentWriter::new(
+            repo.clone(),
+            tokio::runtime::Handle::current(),
+            "test",
+            "test-host",
+        )
+        .unwrap();
+        let now = repo.clock().now();
+        tokio::task::spawn_blocking(move || {
+            let mut b = ManifestBatch::default();
+            for id in ids {
+                b.delete(id, now);
+            }
+            b.commit(&cw).unwrap();
+            cw.flush().unwrap();
+        })
+        .await
+        .unwrap();
+    });
+}

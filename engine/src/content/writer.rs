@@ -256,6 +256,72 @@ impl ContentWriter {
         Ok(())
     }
 
+    /// Records a deletion of `info`'s content: an entry with the same pack location,
+    /// `deleted = true` and a timestamp newer than `info`'s (FORMAT.md §8.4). No pack data is
+    /// written; the entry goes out with the next index flush.
+    pub fn mark_deleted(&self, info: &Info) -> Result<()> {
+        let now = self.repo.clock().now().timestamp();
+        let entry = Info {
+            deleted: true,
+            timestamp_seconds: now.max(info.timestamp_seconds + 1),
+            ..info.clone()
+        };
+        let mut st = lock(&self.state);
+        st.written.remove(&info.content_id);
+        st.committed.push(entry);
+        Ok(())
+    }
+
+    /// Copies a content into a pack of this session: its encrypted payload is fetched from
+    /// `info`'s pack, verified (MAC and hash), and appended verbatim (the IV depends only on
+    /// the content ID, so the payload stays valid). The new entry keeps the lengths and
+    /// compression of `info`, gets a timestamp newer than `info`'s and is live unless
+    /// `deleted`. Used by content rewrite (compacting short packs) and undelete.
+    pub fn copy_content(&self, info: &Info, deleted: bool) -> Result<()> {
+        let reader = self.reader().clone();
+        let i2 = info.clone();
+        let payload = self
+            .rt
+            .block_on(async move { reader.fetch_payload(&i2).await })?;
+        self.reader().decode_payload(info, &payload)?;
+        let id = info.content_id;
+        let now = self.repo.clock().now().timestamp();
+        let timestamp_seconds = now.max(info.timestamp_seconds + 1);
+        self.ensure_marker()?;
+        let full_pack = {
+            let mut st = lock(&self.state);
+            let is_meta = id.has_prefix();
+            let slot = if is_meta { &mut st.meta } else { &mut st.data };
+            let pack = slot.get_or_insert_with(|| new_pack(is_meta, &self.session_id));
+            let offset = pack.builder.append(&payload);
+            let entry = Info {
+                pack_blob_id: pack.id.clone(),
+                pack_offset: offset,
+                timestamp_seconds,
+                deleted,
+                ..info.clone()
+            };
+            // Not recorded in `written`: maintenance sessions do not deduplicate, and
+            // remembering every copied entry would hold them all in memory.
+            pack.entries.push(entry);
+            let full = pack.builder.len() >= self.max_pack_size;
+            if full { slot.take() } else { None }
+        };
+        self.stats.contents_written.fetch_add(1, Ordering::Relaxed);
+        self.stats
+            .packed_bytes
+            .fetch_add(u64::from(info.packed_length), Ordering::Relaxed);
+        if let Some(pack) = full_pack {
+            self.write_pack(pack)?;
+        }
+        Ok(())
+    }
+
+    /// Entries waiting for the next index flush (pending packs excluded).
+    pub fn pending_index_entries(&self) -> usize {
+        lock(&self.state).committed.len()
+    }
+
     fn ensure_marker(&self) -> Result<()> {
         if lock(&self.state).marker_written {
             return Ok(());
