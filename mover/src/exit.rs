@@ -85,7 +85,8 @@ pub struct CliError {
 }
 
 impl CliError {
-    /// A new error with an exit code.
+    /// A new error with an exit code (as an `anyhow::Error`, what the commands return).
+    #[allow(clippy::new_ret_no_self)]
     pub fn new(code: i32, message: impl Into<String>) -> anyhow::Error {
         anyhow::Error::new(CliError {
             code,

@@ -10,6 +10,8 @@ pub mod location;
 pub mod output;
 pub mod policy;
 pub mod report;
+pub mod restore_cli;
+pub mod run;
 pub mod signals;
 pub mod write;
 

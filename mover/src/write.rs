@@ -111,7 +111,7 @@ pub async fn repository_status(g: &GlobalArgs, env: Env<'_>) -> Result<i32> {
     out += &format!("Password changes:    {}\n", cfg.enable_password_change);
     out += &format!(
         "Max pack length:     {}\n",
-        bytes_base10(u64::from(cfg.effective_max_pack_size()))
+        bytes_base10(cfg.effective_max_pack_size())
     );
     out += &format!(
         "Index Format:        v{}\n\n",

@@ -311,7 +311,6 @@ fn read_range(path: &Path, range: Option<Range<u64>>) -> std::io::Result<Vec<u8>
 }
 
 fn list_dir(
-    params: &ShardParameters,
     dir: &Path,
     current: &str,
     prefix: &str,
@@ -341,7 +340,7 @@ fn list_dir(
                 full.starts_with(prefix)
             };
             if matches {
-                list_dir(params, &entry.path(), &full, prefix, out)?;
+                list_dir(&entry.path(), &full, prefix, out)?;
             }
             continue;
         }
@@ -438,7 +437,7 @@ impl BlobStorage for FilesystemStorage {
         let prefix = prefix.to_owned();
         blocking(move || {
             let mut out = Vec::new();
-            list_dir(&this.params, &this.root, "", &prefix, &mut out)
+            list_dir(&this.root, "", &prefix, &mut out)
                 .map_err(|e| this.err("list", &prefix, &e))?;
             out.sort_by(|a, b| a.id.cmp(&b.id));
             Ok(out)
