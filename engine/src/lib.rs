@@ -20,7 +20,9 @@ pub mod error;
 pub mod initialize;
 pub mod manifest;
 pub mod object;
+pub mod policy;
 pub mod repo;
+pub mod retention;
 pub mod snapshot;
 pub mod verify;
 

@@ -66,6 +66,11 @@ pub enum Command {
     Show(ShowArgs),
     /// Verify index, packs, snapshot trees and a share of file contents.
     Verify(VerifyArgs),
+    /// Policy commands (retention, compression).
+    #[command(subcommand)]
+    Policy(crate::retention_cli::PolicyCommand),
+    /// Delete snapshots that the retention policies no longer keep.
+    Expire(crate::retention_cli::ExpireArgs),
 }
 
 /// `arkiv snapshot …`
@@ -280,6 +285,13 @@ pub async fn run(cli: Cli, env: Env<'_>) -> Result<i32> {
         Command::Ls(a) => ls(&cli.global, env, a).await,
         Command::Show(a) => show(&cli.global, env, a).await,
         Command::Verify(a) => verify_cmd(&cli.global, env, a).await,
+        Command::Policy(crate::retention_cli::PolicyCommand::Set(a)) => {
+            crate::retention_cli::policy_set(&cli.global, env, a).await
+        }
+        Command::Policy(crate::retention_cli::PolicyCommand::Show(a)) => {
+            crate::retention_cli::policy_show(&cli.global, env, a).await
+        }
+        Command::Expire(a) => crate::retention_cli::expire(&cli.global, env, a).await,
     }
 }
 

@@ -11,6 +11,7 @@ pub mod output;
 pub mod policy;
 pub mod report;
 pub mod restore_cli;
+pub mod retention_cli;
 pub mod run;
 pub mod signals;
 pub mod write;

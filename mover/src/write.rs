@@ -228,8 +228,8 @@ pub async fn snapshot_create(g: &GlobalArgs, env: Env<'_>, a: SnapshotCreateArgs
         None => crate::policy::effective_compression(&repo, &source).await?,
     };
     let mut opts = UploadOptions::new(source.clone());
-    opts.username = user;
-    opts.hostname = host;
+    opts.username = user.clone();
+    opts.hostname = host.clone();
     opts.description = a.description.clone();
     opts.compression = compression;
     opts.force_hash_percent = a.force_hash.clamp(0.0, 100.0);
@@ -284,6 +284,9 @@ pub async fn snapshot_create(g: &GlobalArgs, env: Env<'_>, a: SnapshotCreateArgs
         summary.duration_seconds,
         summary.errors
     );
+    // Like kopia's `snapshot create`: apply the source's retention policy right after saving.
+    let plan = arkiv_engine::retention::expire_source(&repo, &source, &user, &host).await?;
+    report_expired(&plan);
     if a.json {
         println!("{}", serde_json::to_string(&summary)?);
     }
@@ -295,6 +298,25 @@ pub async fn snapshot_create(g: &GlobalArgs, env: Env<'_>, a: SnapshotCreateArgs
         return Ok(exit::PARTIAL);
     }
     Ok(exit::OK)
+}
+
+/// Prints the snapshots an expiry deleted (to stderr, like the other progress messages).
+pub fn report_expired(plan: &arkiv_engine::retention::RetentionPlan) {
+    let n = plan.expired_count();
+    if n == 0 {
+        return;
+    }
+    eprintln!(
+        "Expired {n} snapshot(s) of {} (retention policy):",
+        plan.source
+    );
+    for d in plan.expired() {
+        eprintln!(
+            "  {}  {}",
+            d.start_time.format("%Y-%m-%d %H:%M:%S UTC"),
+            d.id
+        );
+    }
 }
 
 fn spawn_progress(p: Arc<UploadProgress>, started: Instant) -> tokio::task::JoinHandle<()> {

@@ -1,0 +1,356 @@
+//! `arkiv policy set|show` and `arkiv expire`: thin commands over [`arkiv_engine::policy`] and
+//! [`arkiv_engine::retention`].
+//!
+//! `policy set` follows `kopia policy set` (`cli/command_policy_set*.go`): a target is either
+//! `--global` or one `USER@HOST:/PATH`, `USER@HOST` or `@HOST`; each `--keep-*` flag takes a
+//! number (32-bit, like kopia's `ParseInt(…, 10, 32)`) or `inherit`/`default` (unset); with no
+//! flag at all it fails with "no changes specified". `expire` differs from
+//! `kopia snapshot expire` on purpose: it deletes unless `--dry-run` is given.
+
+use std::collections::BTreeMap;
+
+use anyhow::Result;
+use arkiv_engine::policy::{PolicyTarget, StoredPolicy, policy_hierarchy, set_policy};
+use arkiv_engine::retention::{apply_expiry, list_sources, plan_expiry};
+use arkiv_format::policy::Policy;
+use arkiv_format::snapshot::SourceInfo;
+use clap::{Args, Subcommand};
+
+use crate::cli::{Env, GlobalArgs, parse_source};
+use crate::exit::{self, CliError};
+
+/// `arkiv policy …`
+#[derive(Debug, Subcommand)]
+pub enum PolicyCommand {
+    /// Set retention (and compression) settings of a policy, like `kopia policy set`.
+    Set(PolicySetArgs),
+    /// Show the effective policy of a target and where each value comes from.
+    Show(PolicyTargetArgs),
+}
+
+/// Which policy: `--global` or one target.
+#[derive(Debug, Args)]
+pub struct PolicyTargetArgs {
+    /// The global policy
+    #[arg(long)]
+    pub global: bool,
+    /// USER@HOST:/PATH, USER@HOST or @HOST
+    pub target: Option<String>,
+}
+
+/// `arkiv policy set`
+#[derive(Debug, Args)]
+pub struct PolicySetArgs {
+    #[command(flatten)]
+    pub target: PolicyTargetArgs,
+    /// Number of most recent snapshots to keep per source (or 'inherit')
+    #[arg(long, value_name = "N")]
+    pub keep_latest: Option<String>,
+    /// Number of most-recent hourly snapshots to keep per source (or 'inherit')
+    #[arg(long, value_name = "N")]
+    pub keep_hourly: Option<String>,
+    /// Number of most-recent daily snapshots to keep per source (or 'inherit')
+    #[arg(long, value_name = "N")]
+    pub keep_daily: Option<String>,
+    /// Number of most-recent weekly snapshots to keep per source (or 'inherit')
+    #[arg(long, value_name = "N")]
+    pub keep_weekly: Option<String>,
+    /// Number of most-recent monthly snapshots to keep per source (or 'inherit')
+    #[arg(long, value_name = "N")]
+    pub keep_monthly: Option<String>,
+    /// Number of most-recent annual snapshots to keep per source (or 'inherit')
+    #[arg(long, value_name = "N")]
+    pub keep_annual: Option<String>,
+    /// File data compression: zstd-fastest, zstd, zstd-better-compression, zstd-best-compression, none (or 'inherit')
+    #[arg(long)]
+    pub compression: Option<String>,
+}
+
+/// `arkiv expire`
+#[derive(Debug, Args)]
+pub struct ExpireArgs {
+    /// Print the plan (which snapshots are kept and why) without deleting anything
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Expire every source in the repository (default: the sources of the acting user@host)
+    #[arg(long, conflicts_with = "sources")]
+    pub all: bool,
+    /// Only these sources (USER@HOST:/PATH)
+    pub sources: Vec<String>,
+}
+
+fn config_err(msg: impl Into<String>) -> anyhow::Error {
+    CliError::new(exit::CONFIG, msg)
+}
+
+impl PolicyTargetArgs {
+    fn resolve(&self) -> Result<PolicyTarget> {
+        match (self.global, &self.target) {
+            (true, None) => Ok(PolicyTarget::Global),
+            (false, Some(t)) => {
+                let si = parse_source(t)?;
+                if si.host.is_empty() {
+                    return Err(config_err(format!("invalid policy target {t:?}")));
+                }
+                Ok(PolicyTarget::from(si))
+            }
+            _ => Err(CliError::new(
+                exit::USAGE,
+                "must pass either '--global' or one target (USER@HOST:/PATH, USER@HOST or @HOST)",
+            )),
+        }
+    }
+}
+
+/// One `--keep-*` value: `Some(Some(n))` set, `Some(None)` inherit, `None` unchanged.
+fn parse_keep(flag: &str, v: Option<&str>) -> Result<Option<Option<i64>>> {
+    match v {
+        None => Ok(None),
+        Some("inherit" | "default") => Ok(Some(None)),
+        Some(s) => s
+            .parse::<i32>()
+            .map(|n| Some(Some(i64::from(n))))
+            .map_err(|e| config_err(format!("can't parse --{flag} {s:?}: {e}"))),
+    }
+}
+
+/// Applies the flags to `p`; returns the change descriptions (kopia's log lines).
+fn apply_flags(a: &PolicySetArgs, p: &mut Policy) -> Result<Vec<String>> {
+    let mut changes = Vec::new();
+    let r = &mut p.retention;
+    let cases: [(&str, &str, &mut Option<i64>, &Option<String>); 6] = [
+        (
+            "keep-annual",
+            "number of annual snapshots to keep",
+            &mut r.keep_annual,
+            &a.keep_annual,
+        ),
+        (
+            "keep-monthly",
+            "number of monthly snapshots to keep",
+            &mut r.keep_monthly,
+            &a.keep_monthly,
+        ),
+        (
+            "keep-weekly",
+            "number of weekly snapshots to keep",
+            &mut r.keep_weekly,
+            &a.keep_weekly,
+        ),
+        (
+            "keep-daily",
+            "number of daily snapshots to keep",
+            &mut r.keep_daily,
+            &a.keep_daily,
+        ),
+        (
+            "keep-hourly",
+            "number of hourly snapshots to keep",
+            &mut r.keep_hourly,
+            &a.keep_hourly,
+        ),
+        (
+            "keep-latest",
+            "number of latest snapshots to keep",
+            &mut r.keep_latest,
+            &a.keep_latest,
+        ),
+    ];
+    for (flag, desc, field, value) in cases {
+        match parse_keep(flag, value.as_deref())? {
+            None => {}
+            Some(None) => {
+                *field = None;
+                changes.push(format!(
+                    "resetting {desc:?} to a default value inherited from parent."
+                ));
+            }
+            Some(Some(n)) => {
+                *field = Some(n);
+                changes.push(format!("setting {desc:?} to {n}."));
+            }
+        }
+    }
+    if let Some(c) = &a.compression {
+        if c == "inherit" || c == "default" {
+            p.compression.compressor_name.clear();
+            changes.push(
+                "resetting compression algorithm to default value inherited from parent".into(),
+            );
+        } else {
+            crate::write::parse_compression(c)?;
+            p.compression.compressor_name.clone_from(c);
+            changes.push(format!("setting compression algorithm to {c}"));
+        }
+    }
+    Ok(changes)
+}
+
+/// `arkiv policy set`
+pub async fn policy_set(g: &GlobalArgs, env: Env<'_>, a: PolicySetArgs) -> Result<i32> {
+    let target = a.target.resolve()?;
+    // validate the flags before touching the repository
+    let changes = apply_flags(&a, &mut Policy::default())?;
+    if changes.is_empty() {
+        return Err(config_err("no changes specified"));
+    }
+    let (user, host) = g.identity();
+    let repo = g.open(env).await?;
+    eprintln!("Setting policy for {target}");
+    for c in &changes {
+        eprintln!(" - {c}");
+    }
+    let id = set_policy(&repo, &target, &user, &host, move |p| {
+        // flags were validated above; errors cannot happen here
+        let _ = apply_flags(&a, p);
+    })
+    .await?;
+    eprintln!("Saved policy manifest {id}");
+    Ok(exit::OK)
+}
+
+/// Where a value comes from, like `kopia policy show`.
+fn origin(target: &PolicyTarget, def: Option<&StoredPolicy>) -> String {
+    match def {
+        None => "(default)".to_owned(),
+        Some(p) if p.target() == *target => "(defined for this target)".to_owned(),
+        Some(p) => format!("inherited from {}", p.target()),
+    }
+}
+
+/// The first policy in `chain` (most specific first, stopping after `noParent`) that sets a
+/// value, and the value; `None` = built-in default.
+fn defined<T>(
+    chain: &[StoredPolicy],
+    get: impl Fn(&Policy) -> Option<T>,
+) -> (Option<&StoredPolicy>, Option<T>) {
+    for p in chain {
+        if let Some(v) = get(&p.policy) {
+            return (Some(p), Some(v));
+        }
+        if p.policy.no_parent {
+            return (None, None);
+        }
+    }
+    (None, None)
+}
+
+/// The policies that apply to `target`, most specific first, each manifest once.
+fn chain_for(
+    manifests: &BTreeMap<arkiv_format::ids::ManifestId, arkiv_format::manifest::ManifestEntry>,
+    target: &PolicyTarget,
+) -> Vec<StoredPolicy> {
+    let mut chain = policy_hierarchy(manifests, &target.source_info());
+    let mut seen = std::collections::HashSet::new();
+    chain.retain(|p| seen.insert(p.id.clone()));
+    chain
+}
+
+/// `arkiv policy show`
+pub async fn policy_show(g: &GlobalArgs, env: Env<'_>, a: PolicyTargetArgs) -> Result<i32> {
+    let target = a.resolve()?;
+    let repo = g.open(env).await?;
+    let manifests = repo.manifests().await?;
+    let chain = chain_for(&manifests, &target);
+    let mut out = format!("Policy for {target}:\n\nRetention:\n");
+    let d = arkiv_format::policy::RetentionPolicy::kopia_default();
+    type Get = fn(&Policy) -> Option<i64>;
+    let rows: [(&str, Get, Option<i64>); 6] = [
+        (
+            "Annual snapshots:",
+            |p| p.retention.keep_annual,
+            d.keep_annual,
+        ),
+        (
+            "Monthly snapshots:",
+            |p| p.retention.keep_monthly,
+            d.keep_monthly,
+        ),
+        (
+            "Weekly snapshots:",
+            |p| p.retention.keep_weekly,
+            d.keep_weekly,
+        ),
+        ("Daily snapshots:", |p| p.retention.keep_daily, d.keep_daily),
+        (
+            "Hourly snapshots:",
+            |p| p.retention.keep_hourly,
+            d.keep_hourly,
+        ),
+        (
+            "Latest snapshots:",
+            |p| p.retention.keep_latest,
+            d.keep_latest,
+        ),
+    ];
+    let cut = chain.iter().any(|p| p.policy.no_parent);
+    for (label, get, default) in rows {
+        let (def, v) = defined(&chain, get);
+        // after a noParent policy kopia does not fall back to the built-in defaults
+        let v = v.or(if cut { None } else { default });
+        let shown = v.map_or_else(|| "(none)".to_owned(), |n| n.to_string());
+        out.push_str(&format!(
+            "  {label:<20}{shown:>14}   {}\n",
+            origin(&target, def)
+        ));
+    }
+    let (def, comp) = defined(&chain, |p| {
+        Some(p.compression.compressor_name.clone()).filter(|s| !s.is_empty())
+    });
+    let comp = comp.unwrap_or_else(|| {
+        if cut {
+            "(none)".to_owned()
+        } else {
+            arkiv_format::policy::DEFAULT_COMPRESSOR.to_owned()
+        }
+    });
+    out.push_str(&format!(
+        "\nCompression:\n  {:<20}{comp:>14}   {}\n",
+        "Compressor:",
+        origin(&target, def)
+    ));
+    print!("{out}");
+    Ok(exit::OK)
+}
+
+/// `arkiv expire`
+pub async fn expire(g: &GlobalArgs, env: Env<'_>, a: ExpireArgs) -> Result<i32> {
+    let (user, host) = g.identity();
+    let repo = g.open(env).await?;
+    let sources: Vec<SourceInfo> = if a.sources.is_empty() {
+        list_sources(&repo)
+            .await?
+            .into_iter()
+            .filter(|s| a.all || (s.user_name == user && s.host == host))
+            .collect()
+    } else {
+        a.sources
+            .iter()
+            .map(|s| parse_source(s))
+            .collect::<Result<_>>()?
+    };
+    if sources.is_empty() {
+        eprintln!("No snapshots of {user}@{host} (use --all for every source).");
+    }
+    for src in &sources {
+        let plan = plan_expiry(&repo, src, &chrono::Local).await?;
+        if a.dry_run {
+            println!("{plan}");
+            if plan.expired_count() > 0 {
+                eprintln!(
+                    "{} snapshot(s) of {src} would be deleted (dry run).",
+                    plan.expired_count()
+                );
+            }
+            continue;
+        }
+        let n = apply_expiry(&repo, &plan, &user, &host).await?;
+        if n == 0 {
+            eprintln!("Nothing to delete for {src}.");
+        } else {
+            crate::write::report_expired(&plan);
+            eprintln!("Deleted {n} snapshot(s) of {src}.");
+        }
+    }
+    Ok(exit::OK)
+}
