@@ -78,6 +78,7 @@
 //! | `PRIVILEGED_MOVER` | unset | carried; unused (the script ignores it too) |
 //! | `HTTP_PROXY`▸`http_proxy`, `HTTPS_PROXY`▸`https_proxy`, `NO_PROXY`▸`no_proxy` | unset | proxies for the S3 client ([`Secret`]: URLs may hold credentials) |
 //! | `version`, `builddate` | unset | printed in the start-up banner |
+//! | `ARKIV_TEST_NOW` | unset | tests only: an RFC 3339 time the mover's clock stands still at (snapshot times, retention); junk ⇒ error |
 
 use std::fmt;
 use std::path::{Component, Path, PathBuf};
@@ -430,6 +431,8 @@ pub struct MoverConfig {
     pub version: Option<String>,
     /// `builddate` (image build).
     pub build_date: Option<String>,
+    /// `ARKIV_TEST_NOW`: a fixed "now" for tests that simulate time (never set in production).
+    pub test_now: Option<DateTime<Utc>>,
     /// Non-fatal problems, one line each, for the caller to print as `WARN:` lines.
     pub warnings: Vec<String>,
 }
@@ -654,6 +657,19 @@ impl MoverConfig {
             None => ManualConfig::default(),
         };
 
+        let test_now = match vars.get("ARKIV_TEST_NOW") {
+            None => None,
+            Some(v) => Some(
+                parse_time(&v)
+                    .ok_or_else(|| ConfigError::Invalid {
+                        var: "ARKIV_TEST_NOW",
+                        value: v.clone(),
+                        reason: "expected an RFC 3339 time".into(),
+                    })?
+                    .with_timezone(&Utc),
+            ),
+        };
+
         let additional_args = vars
             .get("KOPIA_ADDITIONAL_ARGS")
             .map(|s| split_additional_args(&s))
@@ -687,6 +703,7 @@ impl MoverConfig {
                 .is_some_and(|v| v.trim() == "1"),
             version: vars.get("version"),
             build_date: vars.get("builddate"),
+            test_now,
             warnings: vars.warnings,
         })
     }

@@ -11,7 +11,9 @@ pub mod maintenance_cli;
 pub mod output;
 pub mod policy;
 pub mod report;
+pub mod restore_cli;
 pub mod retention_cli;
+pub mod run;
 pub mod signals;
 pub mod write;
 

@@ -11,6 +11,8 @@ use std::process::{Command, Output};
 
 use sha2::{Digest, Sha256};
 
+pub mod mover;
+
 /// Password of the kopia fixtures.
 pub const FIXTURE_PASSWORD: &str = "fixture-password";
 

@@ -11,7 +11,11 @@
 //!   Directories get the mtime stored in their parent's listing (the source's real mtime;
 //!   kopia's own restore shows the subtree's newest mtime instead).
 //! * Runs of zero bytes in files are skipped with a seek, so sparse files stay sparse.
-//! * With `delete_extra`, entries in the target that the snapshot does not have are removed.
+//! * With `delete_extra`, entries in the target that the snapshot does not have are removed,
+//!   except the names in `keep_in_root` directly under the target (e.g. `lost+found`).
+//! * With `ignore_permission_errors` (kopia's `--ignore-permission-errors`), a permission
+//!   error while applying an owner, mode or mtime is logged and skipped: a mover restoring
+//!   into a volume root it does not own still restores the contents.
 
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
@@ -39,6 +43,10 @@ pub struct RestoreOptions {
     pub parallel_files: usize,
     /// Chunks fetched ahead within one file.
     pub chunk_prefetch: usize,
+    /// Names directly under the target that `delete_extra` never removes.
+    pub keep_in_root: Vec<String>,
+    /// Skip (with a warning) permission errors when applying owners, modes and mtimes.
+    pub ignore_permission_errors: bool,
 }
 
 impl Default for RestoreOptions {
@@ -48,6 +56,8 @@ impl Default for RestoreOptions {
             restore_owners: nix::unistd::geteuid().is_root(),
             parallel_files: 8,
             chunk_prefetch: 4,
+            keep_in_root: Vec::new(),
+            ignore_permission_errors: false,
         }
     }
 }
@@ -80,6 +90,7 @@ struct Ctx {
     repo: Repository,
     opts: RestoreOptions,
     counters: Counters,
+    root: PathBuf,
 }
 
 /// Restores `entry` (a snapshot root or any entry inside one) to `target`.
@@ -96,6 +107,7 @@ pub async fn restore_entry(
         repo: repo.clone(),
         opts,
         counters: Counters::default(),
+        root: target.to_path_buf(),
     });
     match entry.entry_type {
         EntryType::Directory => {
@@ -227,7 +239,10 @@ fn restore_dir(
             restore_dir(ctx.clone(), d, p).await?;
         }
         if ctx.opts.delete_extra {
-            let keep: HashSet<&str> = listing.entries.iter().map(|e| e.name.as_str()).collect();
+            let mut keep: HashSet<&str> = listing.entries.iter().map(|e| e.name.as_str()).collect();
+            if path == ctx.root {
+                keep.extend(ctx.opts.keep_in_root.iter().map(String::as_str));
+            }
             delete_extra(&ctx, &path, &keep).await?;
         }
         apply_metadata(&ctx, &entry, &path, false).await?;
@@ -268,17 +283,28 @@ async fn apply_metadata(ctx: &Ctx, entry: &DirEntry, path: &Path, symlink: bool)
     let (uid, gid) = (entry.uid, entry.gid);
     let mode = posix_mode_from_go(entry.mode);
     let mtime = file_time(entry);
+    let ignore_perm = ctx.opts.ignore_permission_errors;
     tokio::task::spawn_blocking(move || -> std::io::Result<()> {
         use std::os::unix::fs::PermissionsExt;
+        let tolerate = |what: &str, r: std::io::Result<()>| match r {
+            Err(e) if ignore_perm && e.kind() == std::io::ErrorKind::PermissionDenied => {
+                tracing::warn!("{}: cannot set {what}: {e} (ignored)", p.display());
+                Ok(())
+            }
+            r => r,
+        };
         if owners {
             // chown before chmod: chown clears setuid/setgid bits.
-            std::os::unix::fs::lchown(&p, Some(uid), Some(gid))?;
+            tolerate("owner", std::os::unix::fs::lchown(&p, Some(uid), Some(gid)))?;
         }
         if symlink {
-            filetime::set_symlink_file_times(&p, mtime, mtime)?;
+            tolerate("mtime", filetime::set_symlink_file_times(&p, mtime, mtime))?;
         } else {
-            std::fs::set_permissions(&p, std::fs::Permissions::from_mode(mode))?;
-            filetime::set_file_times(&p, mtime, mtime)?;
+            tolerate(
+                "mode",
+                std::fs::set_permissions(&p, std::fs::Permissions::from_mode(mode)),
+            )?;
+            tolerate("mtime", filetime::set_file_times(&p, mtime, mtime))?;
         }
         Ok(())
     })
