@@ -15,6 +15,8 @@
 //! * A restore never creates anything (its storage is wrapped in [`ReadOnlyStorage`]); a
 //!   missing repository is "no eligible snapshot". Extra files are deleted only after a
 //!   snapshot was selected (`delete_extra`), never `lost+found`.
+//! * Retention: `KOPIA_RETAIN_*` become the policy of the snapshot's own source (also with
+//!   `KOPIA_SOURCE_PATH_OVERRIDE`), then that source is expired right after the snapshot.
 //! * SIGTERM/SIGINT stop the work at a safe point: an upload is cancelled (no snapshot
 //!   manifest is written), a repository creation is finished first, a restore is abandoned;
 //!   the exit code is 143 (137 when the cache is nearly full, as in the script).
@@ -30,7 +32,9 @@ use arkiv_engine::blob::readonly::ReadOnlyStorage;
 use arkiv_engine::blob::s3::{S3Options, S3Storage};
 use arkiv_engine::clock::{ManualClock, SharedClock, SystemClock};
 use arkiv_engine::initialize::{CreateOptions, create_repository};
+use arkiv_engine::policy::{PolicyTarget, set_policy};
 use arkiv_engine::repo::Snapshot;
+use arkiv_engine::retention::expire_source;
 use arkiv_engine::snapshot::restore::{RestoreOptions, restore_entry};
 use arkiv_engine::snapshot::upload::{UploadOptions, UploadProgress, snapshot_directory};
 use arkiv_engine::{Error, ErrorKind, OpenOptions, Repository};
@@ -970,18 +974,88 @@ impl SnapshotArgs {
 // ---------------------------------------------------------------------------------------
 // Retention
 
-/// Stores `KOPIA_RETAIN_*` as the source's policy, then expires snapshots by it.
+/// Stores `KOPIA_RETAIN_*` (and `KOPIA_COMPRESSION`) as the policy of the snapshot's real
+/// source — not of `DATA_DIR`, the script's bug — then expires that source's snapshots by its
+/// effective policy, as Kopia's `snapshot create` does. Failures are warnings (the snapshot
+/// is saved; the script treats policy failures the same way).
 async fn retention(
     cfg: &MoverConfig,
-    _repo: &Repository,
-    _source: &SourceInfo,
+    repo: &Repository,
+    source: &SourceInfo,
     stop: &Stop,
 ) -> Result<(), Failure> {
     stop.check()?;
-    if !cfg.retention.is_empty() {
-        println!("WARN: KOPIA_RETAIN_* are not applied by this build (retention pending)");
+    let r = cfg.retention;
+    let compression = cfg.compression.clone();
+    if !r.is_empty() || compression.is_some() {
+        let target = PolicyTarget::Source(source.clone());
+        let set = set_policy(repo, &target, &source.user_name, &source.host, move |p| {
+            let put = |slot: &mut Option<i64>, v: Option<u32>| {
+                if let Some(v) = v {
+                    *slot = Some(i64::from(v));
+                }
+            };
+            put(&mut p.retention.keep_latest, r.latest);
+            put(&mut p.retention.keep_hourly, r.hourly);
+            put(&mut p.retention.keep_daily, r.daily);
+            put(&mut p.retention.keep_weekly, r.weekly);
+            put(&mut p.retention.keep_monthly, r.monthly);
+            put(&mut p.retention.keep_annual, r.annual);
+            if let Some(c) = compression {
+                p.compression.compressor_name = c;
+            }
+        })
+        .await;
+        if let Err(e) = set {
+            println!(
+                "WARN: could not store the policy of {source}: {}: {e}; retention not applied",
+                cause(&e)
+            );
+            return Ok(());
+        }
+        println!(
+            "INFO: policy of {source} updated ({})",
+            describe_retention(&r)
+        );
+    }
+    stop.check()?;
+    match expire_source(repo, source, &source.user_name, &source.host).await {
+        Ok(plan) => {
+            let kept = plan.decisions.len() - plan.expired_count();
+            println!(
+                "INFO: retention: {} snapshot(s) of {source} expired, {kept} kept",
+                plan.expired_count()
+            );
+            for d in plan.expired() {
+                println!(
+                    "INFO:   expired {} ({})",
+                    d.id,
+                    report::go_time(&d.start_time)
+                );
+            }
+        }
+        Err(e) => println!("WARN: retention of {source} failed: {}: {e}", cause(&e)),
     }
     Ok(())
+}
+
+fn describe_retention(r: &crate::env::Retention) -> String {
+    let parts: Vec<String> = [
+        ("latest", r.latest),
+        ("hourly", r.hourly),
+        ("daily", r.daily),
+        ("weekly", r.weekly),
+        ("monthly", r.monthly),
+        ("annual", r.annual),
+    ]
+    .iter()
+    .filter_map(|(k, v)| v.map(|v| format!("keep-{k} {v}")))
+    .collect();
+    if parts.is_empty() {
+        "compression".into()
+    } else {
+        parts.join(", ")
+    }
 }
 
 // ---------------------------------------------------------------------------------------

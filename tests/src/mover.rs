@@ -163,11 +163,13 @@ impl Scene {
     }
 }
 
-/// A mover command with exactly `env` (plus `PATH`), as a Job would start it.
+/// A mover command with exactly `env` (plus `PATH`, and `TZ=UTC` as in a pod), as a Job
+/// would start it.
 pub fn mover_cmd(args: &[&str], env: &BTreeMap<String, String>) -> Command {
     let mut c = Command::new(bin("arkiv-mover"));
     c.env_clear()
         .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("TZ", "UTC")
         .args(args)
         .envs(env);
     c
