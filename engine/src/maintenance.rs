@@ -285,6 +285,10 @@ pub async fn run_maintenance(
     opts: &MaintenanceOptions,
 ) -> Result<MaintenanceReport> {
     let started = Instant::now();
+    // Ownership is decided on the current manifests, not on the caller's (maybe stale) view.
+    let mut fresh = repo.clone();
+    fresh.refresh().await?;
+    let repo = &fresh;
     let lease = if opts.dry_run {
         // A dry run never claims ownership, but still reports a refusal.
         let me = format!("{}@{}", opts.username, opts.hostname);
