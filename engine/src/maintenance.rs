@@ -285,6 +285,10 @@ pub async fn run_maintenance(
     opts: &MaintenanceOptions,
 ) -> Result<MaintenanceReport> {
     let started = Instant::now();
+    // Ownership is decided on the current manifests, not on the caller's (maybe stale) view.
+    let mut fresh = repo.clone();
+    fresh.refresh().await?;
+    let repo = &fresh;
     let lease = if opts.dry_run {
         // A dry run never claims ownership, but still reports a refusal.
         let me = format!("{}@{}", opts.username, opts.hostname);
@@ -815,4 +819,92 @@ pub async fn run_maintenance_as(
     }
     opts.full = true;
     run_maintenance(&repo, &opts).await
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::indexing_slicing)]
+mod tests {
+    use chrono::TimeZone;
+
+    use super::*;
+
+    fn run(start_h: i64, end_h: i64, success: bool) -> RunInfo {
+        let t0 = Utc.with_ymd_and_hms(2025, 1, 1, 0, 0, 0).unwrap();
+        RunInfo {
+            start: t0 + TimeDelta::hours(start_h),
+            end: t0 + TimeDelta::hours(end_h),
+            success,
+            error: String::new(),
+            extra: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn safe_drop_time_needs_two_gc_cycles_apart() {
+        let s = SAFETY_FULL;
+        assert_eq!(find_safe_drop_time(&[], &s), None);
+        assert_eq!(find_safe_drop_time(&[run(0, 1, true)], &s), None);
+        // only 3 h between the end of the earlier run and the start of the latest: too close
+        assert_eq!(
+            find_safe_drop_time(&[run(4, 5, true), run(0, 1, true)], &s),
+            None
+        );
+        // failed runs do not count
+        assert_eq!(
+            find_safe_drop_time(&[run(10, 11, true), run(0, 1, false)], &s),
+            None
+        );
+        let t = find_safe_drop_time(&[run(10, 11, true), run(8, 9, true), run(0, 1, true)], &s);
+        assert_eq!(
+            t,
+            Some(run(-1, 0, true).start),
+            "first earlier run more than 4 h before, minus 1 h"
+        );
+    }
+
+    #[test]
+    fn rewrite_and_delete_alternate_under_full_safety() {
+        let mut s = Schedule::default();
+        assert!(should_full_rewrite(&s, &SAFETY_FULL));
+        s.report_run(task::REWRITE_CONTENTS_FULL, run(0, 1, true));
+        assert!(!should_full_rewrite(&s, &SAFETY_FULL));
+        assert!(should_full_rewrite(&s, &SAFETY_NONE));
+        assert_eq!(
+            next_blob_delete_time(&s, &SAFETY_FULL),
+            Some(run(2, 2, true).start)
+        );
+        s.report_run(task::DELETE_ORPHANED_BLOBS_FULL, run(3, 3, true));
+        assert!(should_full_rewrite(&s, &SAFETY_FULL));
+    }
+
+    #[test]
+    fn summary_lines_name_the_counts() {
+        let plan = MaintenancePlan {
+            mode: Mode::Full,
+            safety: SAFETY_FULL,
+            start: Utc.with_ymd_and_hms(2025, 1, 1, 0, 0, 0).unwrap(),
+            gc: Step::default(),
+            drop_deleted: Step::default(),
+            rewrite: Step::default(),
+            delete: Step::default(),
+            epoch: EpochPlan::default(),
+            logs: Vec::new(),
+        };
+        let mut r = MaintenanceReport::new(plan, false, "maintenance@volsync".into());
+        r.contents_marked_deleted = 3;
+        r.blobs_deleted = 2;
+        r.bytes_reclaimed = 1000;
+        let lines = r.summary_lines();
+        assert_eq!(
+            lines[0],
+            "MAINTENANCE_STATUS: full maintenance completed as maintenance@volsync"
+        );
+        assert!(lines[1].starts_with("MAINTENANCE_DURATION: "));
+        assert!(lines.iter().any(|l| l.contains("3 marked deleted")));
+        assert!(
+            lines
+                .iter()
+                .any(|l| l.contains("2 deleted, 1000 bytes reclaimed"))
+        );
+    }
 }

@@ -91,3 +91,35 @@ async fn sixty_snapshots_with_churn_and_retention() {
     );
     assert!(repo.indexes().blob_count() <= 80);
 }
+
+/// The mover hook claims ownership for its identity, runs quick then full maintenance, and
+/// reports summary lines; afterwards the previous owner is refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mover_hook_claims_ownership_and_reports() {
+    use arkiv_engine::maintenance::{
+        MaintenanceOptions, maintenance_info, run_maintenance, run_maintenance_as,
+    };
+    let mut sim = new_sim(MAX_PACK).await;
+    let mut r = rng(1);
+    let tree = random_tree(&mut r, 5);
+    snapshot(&sim.repo, &tree).await;
+    sim.refresh().await;
+    let rep = run_maintenance_as(&sim.repo, "maintenance@volsync", true)
+        .await
+        .unwrap();
+    let lines = rep.summary_lines();
+    assert!(
+        lines[0].contains("full maintenance completed as maintenance@volsync"),
+        "{lines:?}"
+    );
+    sim.refresh().await;
+    let info = maintenance_info(&sim.repo).await.unwrap();
+    assert_eq!(info.params.as_ref().unwrap().owner, "maintenance@volsync");
+    assert!(!info.schedule.runs_of("snapshot-gc").is_empty());
+    assert!(info.to_string().starts_with("Owner: maintenance@volsync\n"));
+    let err = run_maintenance(&sim.repo, &MaintenanceOptions::new(USER, HOST))
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), arkiv_engine::ErrorKind::PermissionDenied);
+    assert!(err.to_string().contains("maintenance@volsync"), "{err}");
+}

@@ -230,3 +230,84 @@ pub async fn write_compaction(
     }
     Ok(ids)
 }
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::indexing_slicing)]
+mod tests {
+    use chrono::TimeZone;
+
+    use super::*;
+
+    fn l(id: &str, len: u64, h: i64) -> BlobListing {
+        BlobListing {
+            id: BlobId::from(id),
+            length: len,
+            timestamp: Utc.with_ymd_and_hms(2025, 1, 1, 0, 0, 0).unwrap() + TimeDelta::hours(h),
+        }
+    }
+
+    fn params() -> EpochParams {
+        EpochParams {
+            min_epoch_duration: TimeDelta::hours(24),
+            count_threshold: 3,
+            size_threshold: 1000,
+            cleanup_margin: TimeDelta::hours(4),
+            full_checkpoint_frequency: 2,
+        }
+    }
+
+    #[test]
+    fn advance_needs_duration_and_count_or_size() {
+        let p = params();
+        let st = EpochState::from_listing(&[l("xn0_a-s1-c1", 1, 0), l("xn0_b-s2-c1", 1, 30)]);
+        assert_eq!(plan_advance(&st, &p), None, "two small blobs");
+        let st = EpochState::from_listing(&[l("xn0_a-s1-c1", 1, 0), l("xn0_b-s2-c1", 2000, 30)]);
+        assert_eq!(plan_advance(&st, &p), Some(1), "size threshold");
+        let st = EpochState::from_listing(&[
+            l("xn0_a-s1-c1", 1, 0),
+            l("xn0_b-s2-c1", 1, 1),
+            l("xn0_c-s3-c1", 1, 2),
+        ]);
+        assert_eq!(
+            plan_advance(&st, &p),
+            None,
+            "count reached but epoch too short"
+        );
+    }
+
+    #[test]
+    fn compaction_range_and_cleanup() {
+        let p = params();
+        let listing = vec![
+            l("xe1", 12, 24),
+            l("xe2", 12, 48),
+            l("xe3", 12, 72),
+            l("xe4", 12, 96),
+            l("xn0_a-s1-c1", 10, 1),
+            l("xn1_b-s2-c1", 10, 25),
+            l("xn2_c-s3-c1", 10, 50),
+            l("xn4_d-s4-c1", 10, 100),
+            l("xs0_e-s5-c1", 10, 60),
+            l("xw100", 18, 10),
+            l("xw200", 18, 20),
+        ];
+        let st = EpochState::from_listing(&listing);
+        assert_eq!(st.write_epoch, 4);
+        // epoch 0 has xs; epoch 1 is the oldest uncompacted and settled (≤ 2)
+        let (e, inputs) = plan_compact_single(&st).unwrap();
+        assert_eq!(e, 1);
+        assert_eq!(inputs[0].id.as_str(), "xn1_b-s2-c1");
+        // range: first 0, latest settled 2 → 2 - 0 ≥ 2
+        let (a, b, inputs) = plan_range(&st, &p).unwrap();
+        assert_eq!((a, b), (0, 2));
+        let ids: Vec<&str> = inputs.iter().map(|b| b.id.as_str()).collect();
+        assert_eq!(ids, ["xs0_e-s5-c1", "xn1_b-s2-c1", "xn2_c-s3-c1"]);
+        // markers below writeEpoch-1 and the older watermark go
+        let gone = plan_cleanup_markers(&st, &p);
+        let gone: Vec<&str> = gone.iter().map(|b| b.as_str()).collect();
+        assert_eq!(gone, ["xe1", "xe2", "xw100"]);
+        // xn0 is superseded by xs0 (written at h60 < maxTime h100 - 4 h)
+        let sup = plan_delete_superseded(&st, &p);
+        assert_eq!(sup, [BlobId::from("xn0_a-s1-c1")]);
+    }
+}

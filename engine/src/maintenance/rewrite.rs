@@ -328,3 +328,95 @@ pub fn apply_rewrite(
     cw.flush()?;
     Ok(n)
 }
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::indexing_slicing)]
+mod tests {
+    use chrono::TimeZone;
+
+    use super::*;
+
+    fn meta(id: &str, len: u64, ts: DateTime<Utc>) -> BlobMetadata {
+        BlobMetadata {
+            id: BlobId::from(id),
+            length: len,
+            timestamp: ts,
+        }
+    }
+
+    fn t0() -> DateTime<Utc> {
+        Utc.with_ymd_and_hms(2025, 1, 1, 0, 0, 0).unwrap()
+    }
+
+    #[test]
+    fn session_id_from_blob_names() {
+        assert_eq!(session_id_of("pabc-s0123-c1"), Some("s0123"));
+        assert_eq!(session_id_of("sdeadbeef-s99aa"), Some("s99aa"));
+        assert_eq!(session_id_of("pabc"), None);
+        assert_eq!(session_id_of("xn0_abc-x-c1"), None);
+    }
+
+    fn usage(live: u64, count: u64, deleted: u64, young: bool) -> PackUsage {
+        PackUsage {
+            live_bytes: live,
+            live_count: count,
+            deleted_count: deleted,
+            has_young: young,
+        }
+    }
+
+    #[test]
+    fn rewrite_selection() {
+        let max = 20 << 20;
+        let packs = vec![
+            meta("pa", 1 << 20, t0()),  // short
+            meta("pb", 2 << 20, t0()),  // short
+            meta("pc", 19 << 20, t0()), // full and dense
+            meta("pd", 19 << 20, t0()), // full but 30 % dead → sparse
+            meta("pe", 1 << 20, t0()),  // short, holds deleted entries
+            meta("pf", 1 << 20, t0()),  // short, young
+            meta("qa", 100_000, t0()),  // lone dense short q pack
+        ];
+        let mut u = HashMap::new();
+        u.insert(BlobId::from("pa"), usage((1 << 20) - 10_000, 10, 0, false));
+        u.insert(BlobId::from("pb"), usage((2 << 20) - 10_000, 10, 0, false));
+        u.insert(BlobId::from("pc"), usage((19 << 20) - 10_000, 10, 0, false));
+        u.insert(BlobId::from("pd"), usage(13 << 20, 10, 0, false));
+        u.insert(BlobId::from("pe"), usage(1000, 1, 3, false));
+        u.insert(BlobId::from("pf"), usage(1000, 1, 0, true));
+        u.insert(BlobId::from("qa"), usage(95_000, 5, 0, false));
+        let plan = plan_rewrite(&packs, &u, max);
+        let chosen: Vec<&str> = plan.packs.iter().map(|p| p.pack.as_str()).collect();
+        assert_eq!(chosen, ["pa", "pb", "pd"]);
+        assert_eq!(plan.deferred_deleted, 1);
+        assert_eq!(plan.deferred_young, 1);
+        assert_eq!(plan.single_short, 1);
+    }
+
+    #[test]
+    fn delete_selection_honours_age_cutoff_and_sessions() {
+        let start = t0() + TimeDelta::days(10);
+        let old = t0();
+        let cands = vec![
+            meta("pref-s1", 10, old),                             // referenced
+            meta("pold-s2", 20, old),                             // deleted
+            meta("pyoung-s3", 30, start - TimeDelta::hours(1)),   // too young
+            meta("pafter-s4", 40, start + TimeDelta::minutes(1)), // after cutoff
+            meta("psess-s5", 50, old),                            // live session
+            meta("pexp-s6", 60, old),                             // expired session
+        ];
+        let mut sessions = HashMap::new();
+        sessions.insert("s5".to_owned(), start - TimeDelta::hours(10));
+        sessions.insert("s6".to_owned(), start - TimeDelta::hours(100));
+        let referenced = |b: &BlobId| b.as_str() == "pref-s1";
+        let plan = plan_delete(&cands, &referenced, &sessions, start, 24 * 3600, 96 * 3600);
+        let ids: Vec<&str> = plan.blobs.iter().map(|b| b.0.as_str()).collect();
+        assert_eq!(ids, ["pold-s2", "pexp-s6"]);
+        assert_eq!(plan.preserved.young, 2);
+        assert_eq!(plan.preserved.session, 1);
+        assert_eq!(plan.bytes(), 80);
+        // safety none: age and sessions no longer protect, the cutoff still does
+        let plan = plan_delete(&cands, &referenced, &sessions, start, 0, 0);
+        assert_eq!(plan.blobs.len(), 4);
+    }
+}
