@@ -191,8 +191,11 @@ impl<'de> Deserialize<'de> for ManifestFile {
                         if entries.is_some() {
                             return Err(de::Error::custom("repeated Entries field"));
                         }
-                        let list: Vec<Option<ManifestEntry>> = map.next_value()?;
+                        // `null` is Go's nil slice (what encode_manifest_json writes for no
+                        // entries); encoding/json reads it as empty.
+                        let list: Option<Vec<Option<ManifestEntry>>> = map.next_value()?;
                         let list = list
+                            .unwrap_or_default()
                             .into_iter()
                             .collect::<Option<Vec<_>>>()
                             .ok_or_else(|| de::Error::custom("null manifest entry"))?;
@@ -352,6 +355,22 @@ mod tests {
         assert!(decode_manifest_json(br#"{}"#).unwrap().is_empty());
         assert!(decode_manifest_content(b"not gzip").is_err());
         assert_eq!(encode_manifest_json(&[]).unwrap(), b"{\"entries\":null}\n");
+    }
+
+    // Regression (fuzz target `manifest`): a JSON object without `entries` (here a
+    // maintenance-params payload) decodes as no entries, which encode as `{"entries":null}`;
+    // decoding that failed with "invalid type: null, expected a sequence". Go reads a null
+    // slice as empty, so the decoder does too and the round trip holds.
+    #[test]
+    fn null_entries_decode_as_empty() {
+        let input = br#"{"owner":"fixture@fixture-host","quick":{"enabled":false,"interval":3600000000000},"full":{"enabled":true,"interval":86400000000000},"logRetention":{"maxTotalSize":1073741824,"maxCount":10000,"maxAge":2592000000000000},"extendObjectLocks":false,"listParallelism":0}"#;
+        let entries = decode_manifest_json(input).unwrap();
+        assert!(entries.is_empty());
+        let json = encode_manifest_json(&entries).unwrap();
+        assert!(decode_manifest_json(&json).unwrap().is_empty());
+        assert!(decode_manifest_json(br#"{"entries":null}"#).unwrap().is_empty());
+        let content = encode_manifest_content(&entries).unwrap();
+        assert!(decode_manifest_content(&content).unwrap().is_empty());
     }
 
     #[test]

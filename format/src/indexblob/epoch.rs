@@ -18,7 +18,7 @@
 //! [`EpochState::from_listing`] computes kopia's `CurrentSnapshot` from one listing of the `x`
 //! prefix, and [`EpochState::live_index_blobs`] the complete index set to read.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use chrono::{DateTime, Utc};
 
@@ -298,15 +298,22 @@ impl EpochState {
             }
         }
         let end = self.write_epoch.saturating_add(1);
-        let mut e = start;
-        while e <= end {
+        if start > end {
+            return out;
+        }
+        // Only epochs that have blobs contribute, so visit those rather than every number in
+        // `start..=end`: one stray marker name such as `xe99999999999` would otherwise mean
+        // billions of iterations (found by the `epoch_listing` fuzz target).
+        let epochs: BTreeSet<u64> = self
+            .uncompacted
+            .range(start..=end)
+            .chain(self.single_epoch_compactions.range(start..=end))
+            .map(|(&e, _)| e)
+            .collect();
+        for e in epochs {
             match self.single_epoch_compactions.get(&e) {
                 Some(set) if self.is_settled(e) => out.extend(set.iter().cloned()),
                 _ => out.extend(self.uncompacted_blobs(e).iter().cloned()),
-            }
-            match e.checked_add(1) {
-                Some(n) => e = n,
-                None => break,
             }
         }
         out

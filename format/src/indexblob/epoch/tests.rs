@@ -311,6 +311,41 @@ fn many_chained_ranges_do_not_recurse() {
     assert_eq!(st.longest_range_checkpoints.len(), 20_000);
 }
 
+// Regression (fuzz target `epoch_listing`, fuzz/artifacts/epoch_listing/timeout-74de2f03…):
+// `xexw17953069761` is an epoch marker for epoch 17953069761 (leading non-digits are skipped),
+// and the live set used to be computed by visiting every epoch up to the write epoch + 1, which
+// hung index loading. Only epochs with blobs are visited now; the result is unchanged.
+#[test]
+fn huge_write_epoch_does_not_loop_over_every_epoch() {
+    let ids = [
+        "xe0",
+        "xexw17953069761",
+        "xe2",
+        "xn0_00ffc6be8985af0789196e0199fcde69-sbcb94eb192395a06147-c1",
+        "xs0_012345bd249519aa10ec539c8-c1",
+        "xw1795306976",
+        "xn17953069762_ab-s1-c1",
+    ];
+    let st = EpochState::from_listing(&listing(&ids));
+    assert_eq!(st.write_epoch, 17_953_069_761);
+    // Epoch 0 is settled and has a complete single-epoch compaction; the epoch after the write
+    // epoch is read uncompacted.
+    assert_eq!(
+        live(&ids),
+        ["xs0_012345bd249519aa10ec539c8-c1", "xn17953069762_ab-s1-c1"]
+    );
+    // The largest epoch a name can carry (Go's Atoi: i64::MAX): nothing overflows.
+    let top = format!("xe{}", i64::MAX);
+    assert_eq!(live(&[top.as_str(), "xn0_a-s1-c1"]), ["xn0_a-s1-c1"]);
+}
+
+#[test]
+fn range_checkpoint_beyond_write_epoch_plus_one() {
+    // The chain ends past writeEpoch + 1: nothing after it is read (and no empty range panics).
+    let ids = ["xe0", "xr0_5_a", "xn0_z-s1-c1"];
+    assert_eq!(live(&ids), ["xr0_5_a"]);
+}
+
 // Names from the kopia-written fixtures (shared/kopia/fixtures/expected/repo-?.blob-list.txt,
 // kopia 0.20.1, written 2026-11-22).
 #[test]
