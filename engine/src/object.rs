@@ -49,7 +49,86 @@ pub fn write_object(
     opts: &ObjectWriteOptions,
 ) -> Result<(ObjectId, u64)> {
     let (entries, total) = write_chunks(cw, reader, opts)?;
-    Ok((finish_object(cw, entries.clone(), opts)?, total))
+    Ok((finish_object(cw, entries, opts)?, total))
+}
+
+/// Cuts a byte stream into chunk contents as it is pushed.
+struct ChunkSink<'a> {
+    cw: &'a ContentWriter,
+    opts: &'a ObjectWriteOptions,
+    splitter: Splitter,
+    entries: Vec<IndirectEntry>,
+    /// Bytes of the current chunk seen in earlier pushes.
+    chunk: Vec<u8>,
+    chunk_start: u64,
+}
+
+impl<'a> ChunkSink<'a> {
+    fn new(cw: &'a ContentWriter, opts: &'a ObjectWriteOptions) -> Self {
+        ChunkSink {
+            cw,
+            opts,
+            splitter: Splitter::new(opts.splitter),
+            entries: Vec::new(),
+            chunk: Vec::new(),
+            chunk_start: 0,
+        }
+    }
+
+    fn emit(&mut self, data: &[u8]) -> Result<()> {
+        let id = self
+            .cw
+            .write_content(data, self.opts.prefix, self.opts.compression)?;
+        self.entries.push(IndirectEntry {
+            start: self.chunk_start,
+            length: data.len() as u64,
+            object: ObjectId::direct(id),
+        });
+        self.chunk_start += data.len() as u64;
+        Ok(())
+    }
+
+    fn push(&mut self, mut data: &[u8]) -> Result<()> {
+        while !data.is_empty() {
+            match self.splitter.find_boundary(data) {
+                Some(k) => {
+                    let (head, tail) = data.split_at(k.min(data.len()));
+                    if self.chunk.is_empty() {
+                        // The whole chunk is in this push: no copy.
+                        self.emit(head)?;
+                    } else {
+                        let mut chunk = std::mem::take(&mut self.chunk);
+                        chunk.extend_from_slice(head);
+                        let r = self.emit(&chunk);
+                        chunk.clear();
+                        self.chunk = chunk;
+                        r?;
+                    }
+                    data = tail;
+                }
+                None => {
+                    self.chunk.extend_from_slice(data);
+                    data = &[];
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Writes the last chunk (an empty stream is one empty content).
+    fn finish(mut self) -> Result<Vec<IndirectEntry>> {
+        if !self.chunk.is_empty() || self.entries.is_empty() {
+            let chunk = std::mem::take(&mut self.chunk);
+            self.emit(&chunk)?;
+        }
+        Ok(self.entries)
+    }
+}
+
+thread_local! {
+    /// Each worker's read buffer, reused across files (allocating and zeroing 1 MiB per
+    /// file showed up in profiles of many-small-file trees).
+    static READ_BUF: std::cell::Cell<Vec<u8>> = const { std::cell::Cell::new(Vec::new()) };
 }
 
 /// Splits `reader` into chunk contents; returns the chunk list and the length.
@@ -58,52 +137,34 @@ fn write_chunks(
     reader: &mut dyn Read,
     opts: &ObjectWriteOptions,
 ) -> Result<(Vec<IndirectEntry>, u64)> {
-    let mut splitter = Splitter::new(opts.splitter);
-    let mut entries: Vec<IndirectEntry> = Vec::new();
-    let mut chunk: Vec<u8> = Vec::new();
-    let mut buf = vec![0u8; READ_BUFFER];
+    let mut buf = READ_BUF.with(std::cell::Cell::take);
+    if buf.len() < READ_BUFFER {
+        buf = vec![0u8; READ_BUFFER];
+    }
+    let result = write_chunks_with(cw, reader, opts, &mut buf);
+    READ_BUF.with(|c| c.set(buf));
+    result
+}
+
+fn write_chunks_with(
+    cw: &ContentWriter,
+    reader: &mut dyn Read,
+    opts: &ObjectWriteOptions,
+    buf: &mut [u8],
+) -> Result<(Vec<IndirectEntry>, u64)> {
+    let mut sink = ChunkSink::new(cw, opts);
     let mut total: u64 = 0;
-    let emit = |chunk: &mut Vec<u8>, entries: &mut Vec<IndirectEntry>, start: u64| -> Result<()> {
-        let id = cw.write_content(chunk, opts.prefix, opts.compression)?;
-        entries.push(IndirectEntry {
-            start,
-            length: chunk.len() as u64,
-            object: ObjectId::direct(id),
-        });
-        chunk.clear();
-        Ok(())
-    };
-    let mut chunk_start: u64 = 0;
     loop {
-        let n = match reader.read(&mut buf) {
+        let n = match reader.read(buf) {
             Ok(0) => break,
             Ok(n) => n,
             Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
             Err(e) => return Err(Error::io("(object source)", e)),
         };
-        let mut data = buf.get(..n).unwrap_or(&[]);
         total += n as u64;
-        while !data.is_empty() {
-            match splitter.find_boundary(data) {
-                Some(k) => {
-                    let (head, tail) = data.split_at(k.min(data.len()));
-                    chunk.extend_from_slice(head);
-                    let len = chunk.len() as u64;
-                    emit(&mut chunk, &mut entries, chunk_start)?;
-                    chunk_start += len;
-                    data = tail;
-                }
-                None => {
-                    chunk.extend_from_slice(data);
-                    data = &[];
-                }
-            }
-        }
+        sink.push(buf.get(..n).unwrap_or(&[]))?;
     }
-    if !chunk.is_empty() || entries.is_empty() {
-        emit(&mut chunk, &mut entries, chunk_start)?;
-    }
-    Ok((entries, total))
+    Ok((sink.finish()?, total))
 }
 
 /// Writes an in-memory byte string as an object.
@@ -112,8 +173,10 @@ pub fn write_object_bytes(
     data: &[u8],
     opts: &ObjectWriteOptions,
 ) -> Result<ObjectId> {
-    let mut r = data;
-    Ok(write_object(cw, &mut r, opts)?.0)
+    let mut sink = ChunkSink::new(cw, opts);
+    sink.push(data)?;
+    let entries = sink.finish()?;
+    finish_object(cw, entries, opts)
 }
 
 /// Turns a chunk list into an object ID (direct for one chunk, else an indirect list).

@@ -189,29 +189,76 @@ pub fn parse_policy_name(name: &str) -> Result<Option<CompressionAlgorithm>> {
 
 /// Compresses `data` to `header(4, BE) || stream`.
 pub fn compress(alg: CompressionAlgorithm, data: &[u8]) -> Result<Vec<u8>> {
-    let mut out = Vec::with_capacity(data.len() / 2 + 64);
+    let mut out = Vec::new();
+    compress_into(alg, data, &mut out)?;
+    Ok(out)
+}
+
+/// Like [`compress`], into `out` (cleared first), so callers can reuse one buffer.
+///
+/// zstd runs one-shot on a per-thread context that is reused across calls: creating and
+/// initialising a context per content cost more than compressing a small file. The frames
+/// carry their content size (any zstd reader, kopia's included, accepts either form).
+pub fn compress_into(alg: CompressionAlgorithm, data: &[u8], out: &mut Vec<u8>) -> Result<()> {
+    out.clear();
     out.extend_from_slice(&alg.header_id().to_be_bytes());
     let io_err = |e: std::io::Error| Error::invalid("compression", e.to_string());
     match alg.family() {
         Family::Gzip(level) => {
             let mut enc = flate2::write::GzEncoder::new(out, flate2::Compression::new(level));
             enc.write_all(data).map_err(io_err)?;
-            enc.finish().map_err(io_err)
+            enc.finish().map_err(io_err)?;
+            Ok(())
         }
         Family::Deflate(level) => {
             let mut enc = flate2::write::DeflateEncoder::new(out, flate2::Compression::new(level));
             enc.write_all(data).map_err(io_err)?;
-            enc.finish().map_err(io_err)
+            enc.finish().map_err(io_err)?;
+            Ok(())
         }
-        Family::Zstd(level) => {
-            let mut enc = zstd::stream::write::Encoder::new(out, level).map_err(io_err)?;
-            // klauspost's encoder writes the frame checksum by default; so do we.
-            enc.include_checksum(true).map_err(io_err)?;
-            enc.write_all(data).map_err(io_err)?;
-            enc.finish().map_err(io_err)
-        }
+        Family::Zstd(level) => zstd_compress(level, data, out).map_err(io_err),
         Family::Unsupported => Err(Error::unsupported("compression", alg.name())),
     }
+}
+
+thread_local! {
+    /// This thread's zstd contexts, one per level used.
+    static ZSTD_CONTEXTS: std::cell::RefCell<Vec<(i32, zstd::bulk::Compressor<'static>)>> =
+        const { std::cell::RefCell::new(Vec::new()) };
+}
+
+fn new_zstd_compressor(level: i32) -> std::io::Result<zstd::bulk::Compressor<'static>> {
+    let mut c = zstd::bulk::Compressor::new(level)?;
+    // klauspost's encoder writes the frame checksum by default; so do we.
+    c.set_parameter(zstd::zstd_safe::CParameter::ChecksumFlag(true))?;
+    Ok(c)
+}
+
+/// Appends one zstd frame of `data` to `out`.
+fn zstd_compress(level: i32, data: &[u8], out: &mut Vec<u8>) -> std::io::Result<()> {
+    let start = out.len();
+    out.reserve(zstd::zstd_safe::compress_bound(data.len()));
+    let mut cursor = std::io::Cursor::new(out);
+    cursor.set_position(start as u64);
+    ZSTD_CONTEXTS.with(|cell| match cell.try_borrow_mut() {
+        Ok(mut contexts) => {
+            let i = match contexts.iter().position(|(l, _)| *l == level) {
+                Some(i) => i,
+                None => {
+                    contexts.push((level, new_zstd_compressor(level)?));
+                    contexts.len() - 1
+                }
+            };
+            let (_, c) = contexts
+                .get_mut(i)
+                .ok_or_else(|| std::io::Error::other("zstd context"))?;
+            c.compress_to_buffer(data, &mut cursor).map(drop)
+        }
+        // Not reentrant in practice; a fresh context keeps it correct if it ever is.
+        Err(_) => new_zstd_compressor(level)?
+            .compress_to_buffer(data, &mut cursor)
+            .map(drop),
+    })
 }
 
 /// Reads the header of a compressed payload.
@@ -243,6 +290,9 @@ pub fn decompress(data: &[u8], expected_header: Option<u32>, max_output: usize) 
     let alg = CompressionAlgorithm::from_header_id(id)
         .ok_or_else(|| Error::unsupported("compression", format!("header {id:08x}")))?;
     let stream = data.get(HEADER_LEN..).unwrap_or_default();
+    if matches!(alg.family(), Family::Zstd(_)) && max_output <= MAX_ONE_SHOT_OUTPUT {
+        return zstd_decompress(stream, max_output);
+    }
     let reader: Box<dyn Read + '_> = match alg.family() {
         Family::Gzip(_) => Box::new(flate2::read::MultiGzDecoder::new(stream)),
         Family::Deflate(_) => Box::new(flate2::read::DeflateDecoder::new(stream)),
@@ -258,6 +308,66 @@ pub fn decompress(data: &[u8], expected_header: Option<u32>, max_output: usize) 
         Family::Unsupported => return Err(Error::unsupported("compression", alg.name())),
     };
     read_bounded(reader, alg, max_output)
+}
+
+/// Outputs up to this size are zstd-decompressed in one shot into a buffer of the limit's
+/// size (contents are below 2^28 bytes and callers pass their exact length).
+const MAX_ONE_SHOT_OUTPUT: usize = 64 << 20;
+
+thread_local! {
+    /// This thread's zstd decompression context, reused across calls.
+    static ZSTD_DCTX: std::cell::RefCell<Option<zstd::bulk::Decompressor<'static>>> =
+        const { std::cell::RefCell::new(None) };
+}
+
+fn new_zstd_decompressor() -> std::io::Result<zstd::bulk::Decompressor<'static>> {
+    let mut d = zstd::bulk::Decompressor::new()?;
+    // Refuse frames whose window exceeds 128 MiB (zstd's own default ceiling), whatever
+    // they declare.
+    d.set_parameter(zstd::zstd_safe::DParameter::WindowLogMax(27))?;
+    Ok(d)
+}
+
+/// One-shot decompression of zstd frames (concatenated frames too) straight into the output:
+/// no per-call context and no window buffer, unlike the streaming decoder.
+fn zstd_decompress(stream: &[u8], max_output: usize) -> Result<Vec<u8>> {
+    let mut out = Vec::with_capacity(max_output);
+    let run = |d: &mut zstd::bulk::Decompressor<'static>, out: &mut Vec<u8>| {
+        d.decompress_to_buffer(stream, out).map(drop)
+    };
+    let r = ZSTD_DCTX.with(|cell| match cell.try_borrow_mut() {
+        Ok(mut slot) => {
+            let d = match &mut *slot {
+                Some(d) => d,
+                d => d.insert(new_zstd_decompressor()?),
+            };
+            run(d, &mut out)
+        }
+        Err(_) => run(&mut new_zstd_decompressor()?, &mut out),
+    });
+    match r {
+        Ok(()) => Ok(out),
+        Err(e) if zstd_output_too_small(stream, max_output) => Err(Error::corrupt(
+            "compressed data",
+            format!("zstd stream decompresses to more than the limit of {max_output} bytes: {e}"),
+        )),
+        Err(e) => Err(Error::corrupt("compressed data", format!("zstd: {e}"))),
+    }
+}
+
+/// Whether a failed one-shot decompression failed for lack of room (the stream is valid
+/// but longer than the limit): re-checked with the streaming decoder, bounded.
+fn zstd_output_too_small(stream: &[u8], max_output: usize) -> bool {
+    let Ok(mut d) = zstd::stream::read::Decoder::with_buffer(stream) else {
+        return false;
+    };
+    if d.window_log_max(27).is_err() {
+        return false;
+    }
+    let limit = u64::try_from(max_output)
+        .unwrap_or(u64::MAX)
+        .saturating_add(1);
+    std::io::copy(&mut d.take(limit), &mut std::io::sink()).is_ok_and(|n| n > max_output as u64)
 }
 
 fn read_bounded(

@@ -191,13 +191,14 @@ impl ContentWriter {
             None => {}
         }
 
-        let (stored, header) = match compression {
+        // Incompressible data is encrypted straight from the caller's buffer (no copy).
+        let (stored, header): (std::borrow::Cow<'_, [u8]>, u32) = match compression {
             Some(alg) => match compression::compress(alg, data) {
-                Ok(c) if c.len() < data.len() => (c, alg.header_id()),
-                Ok(_) => (data.to_vec(), 0),
+                Ok(c) if c.len() < data.len() => (c.into(), alg.header_id()),
+                Ok(_) => (data.into(), 0),
                 Err(e) => return Err(Error::format(format!("compressing content {id}"), e)),
             },
-            None => (data.to_vec(), 0),
+            None => (data.into(), 0),
         };
         let nonce: [u8; 12] = rand::random();
         let payload = self

@@ -25,7 +25,6 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use arkiv_format::snapshot::{DirEntry, EntryType, posix_mode_from_go};
 use filetime::FileTime;
 use futures::{StreamExt, TryStreamExt};
-use tokio::io::{AsyncSeekExt, AsyncWriteExt};
 
 use super::tree::validate_listing;
 use crate::repo::Repository;
@@ -91,6 +90,20 @@ struct Ctx {
     opts: RestoreOptions,
     counters: Counters,
     root: PathBuf,
+    /// Files and symlinks restored at once, across all directories.
+    files: tokio::sync::Semaphore,
+    /// KiB of chunk data fetched but not yet written, across all files (bounds memory).
+    budget: Arc<tokio::sync::Semaphore>,
+}
+
+/// Chunk data in flight (fetched, decoded, not yet written), in KiB.
+const CHUNK_BUDGET_KIB: u32 = 32 << 10;
+
+/// Entries of one directory processed at once (files also wait for `Ctx::files`).
+const DIR_FANOUT: usize = 16;
+
+fn closed(_: tokio::sync::AcquireError) -> Error {
+    Error::Cancelled("restore stopped".into())
 }
 
 /// Restores `entry` (a snapshot root or any entry inside one) to `target`.
@@ -105,6 +118,8 @@ pub async fn restore_entry(
 ) -> Result<RestoreStats> {
     let ctx = Arc::new(Ctx {
         repo: repo.clone(),
+        files: tokio::sync::Semaphore::new(opts.parallel_files.max(1)),
+        budget: Arc::new(tokio::sync::Semaphore::new(CHUNK_BUDGET_KIB as usize)),
         opts,
         counters: Counters::default(),
         root: target.to_path_buf(),
@@ -209,18 +224,22 @@ fn restore_dir(
         ensure_dir(&ctx, &path).await?;
         let listing = ctx.repo.read_dir(&entry.object).await?;
         validate_listing(&listing)?;
-        let (dirs, others): (Vec<DirEntry>, Vec<DirEntry>) = listing
-            .entries
-            .iter()
-            .cloned()
-            .partition(|e| e.entry_type == EntryType::Directory);
-        futures::stream::iter(others.into_iter().map(|e| {
+        // Subdirectories run concurrently with the files (a tree of many small directories
+        // would otherwise restore one directory at a time); `ctx.files` bounds the work.
+        futures::stream::iter(listing.entries.iter().cloned().map(|e| {
             let ctx = ctx.clone();
             let p = path.join(&e.name);
             async move {
                 match e.entry_type {
-                    EntryType::File => restore_file(&ctx, &e, &p).await,
-                    EntryType::Symlink => restore_symlink(&ctx, &e, &p).await,
+                    EntryType::Directory => restore_dir(ctx, e, p).await,
+                    EntryType::File => {
+                        let _permit = ctx.files.acquire().await.map_err(closed)?;
+                        restore_file(&ctx, &e, &p).await
+                    }
+                    EntryType::Symlink => {
+                        let _permit = ctx.files.acquire().await.map_err(closed)?;
+                        restore_symlink(&ctx, &e, &p).await
+                    }
                     _ => {
                         tracing::warn!(
                             "skipping {}: entry type kopia does not restore",
@@ -231,13 +250,9 @@ fn restore_dir(
                 }
             }
         }))
-        .buffer_unordered(ctx.opts.parallel_files.max(1))
+        .buffer_unordered(DIR_FANOUT)
         .try_collect::<()>()
         .await?;
-        for d in dirs {
-            let p = path.join(&d.name);
-            restore_dir(ctx.clone(), d, p).await?;
-        }
         if ctx.opts.delete_extra {
             let mut keep: HashSet<&str> = listing.entries.iter().map(|e| e.name.as_str()).collect();
             if path == ctx.root {
@@ -360,29 +375,140 @@ async fn restore_symlink(ctx: &Ctx, entry: &DirEntry, path: &Path) -> Result<()>
 
 async fn restore_file(ctx: &Ctx, entry: &DirEntry, path: &Path) -> Result<()> {
     let dir = path.parent().unwrap_or(Path::new("."));
-    let tmp = temp_name(dir, &entry.name);
-    let result = write_file_data(ctx, entry, &tmp).await;
-    let result = match result {
-        Ok(()) => apply_metadata(ctx, entry, &tmp, false).await,
-        Err(e) => Err(e),
+    let mut out = OutFile {
+        file: None,
+        tmp: temp_name(dir, &entry.name),
+        pos: 0,
+        written_end: 0,
     };
-    if let Err(e) = result {
-        let _ = tokio::fs::remove_file(&tmp).await;
-        return Err(e);
+    let result = write_file(ctx, entry, path, &mut out).await;
+    if result.is_err() && out.file.is_some() {
+        let _ = tokio::fs::remove_file(&out.tmp).await;
     }
-    replace_with(ctx, &tmp, path).await?;
+    result?;
     ctx.counters.files.fetch_add(1, Ordering::Relaxed);
     Ok(())
 }
 
-async fn write_file_data(ctx: &Ctx, entry: &DirEntry, tmp: &Path) -> Result<()> {
-    let mut f = tokio::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(tmp)
+/// A file being written under its temporary name. All its filesystem work runs in a few
+/// blocking calls (one per chunk, the last one also finishing the file), not one per
+/// syscall: on trees of small files the hand-offs cost more than the writes.
+struct OutFile {
+    file: Option<std::fs::File>,
+    tmp: PathBuf,
+    pos: u64,
+    written_end: u64,
+}
+
+impl OutFile {
+    fn open(&mut self) -> std::io::Result<&mut std::fs::File> {
+        use std::os::unix::fs::OpenOptionsExt;
+        match &mut self.file {
+            Some(f) => Ok(f),
+            f => Ok(f.insert(
+                std::fs::OpenOptions::new()
+                    .write(true)
+                    .create_new(true)
+                    .mode(0o600)
+                    .open(&self.tmp)?,
+            )),
+        }
+    }
+
+    /// Writes the next chunk; runs of zeros become holes.
+    fn write(&mut self, data: &[u8]) -> std::io::Result<()> {
+        use std::io::{Seek, Write};
+        let len = data.len() as u64;
+        let (pos, written_end) = (self.pos, self.written_end);
+        let f = self.open()?;
+        if !data.iter().all(|&b| b == 0) {
+            if pos != written_end {
+                f.seek(std::io::SeekFrom::Start(pos))?;
+            }
+            f.write_all(data)?;
+            self.written_end = pos + len;
+        }
+        self.pos = pos + len;
+        Ok(())
+    }
+
+    /// Sets the length, mode, owner and mtime, and renames the file into place.
+    fn finish(&mut self, meta: &FileMeta, dst: &Path) -> Result<bool> {
+        let tmp = self.tmp.clone();
+        let io_tmp = |e| Error::io(&tmp, e);
+        let (pos, written_end) = (self.pos, self.written_end);
+        let f = self.open().map_err(io_tmp)?;
+        if pos != written_end {
+            f.set_len(pos).map_err(io_tmp)?;
+        }
+        meta.apply(&self.tmp, false).map_err(io_tmp)?;
+        self.file = None;
+        replace_with_blocking(meta.delete_extra, &self.tmp, dst)
+    }
+}
+
+/// What [`apply_metadata`] sets, for use on blocking threads.
+#[derive(Clone)]
+struct FileMeta {
+    owners: Option<(u32, u32)>,
+    mode: u32,
+    mtime: FileTime,
+    delete_extra: bool,
+}
+
+impl FileMeta {
+    fn of(ctx: &Ctx, entry: &DirEntry) -> Self {
+        FileMeta {
+            owners: ctx.opts.restore_owners.then_some((entry.uid, entry.gid)),
+            mode: posix_mode_from_go(entry.mode),
+            mtime: file_time(entry),
+            delete_extra: ctx.opts.delete_extra,
+        }
+    }
+
+    fn apply(&self, p: &Path, symlink: bool) -> std::io::Result<()> {
+        use std::os::unix::fs::PermissionsExt;
+        if let Some((uid, gid)) = self.owners {
+            // chown before chmod: chown clears setuid/setgid bits.
+            std::os::unix::fs::lchown(p, Some(uid), Some(gid))?;
+        }
+        if symlink {
+            filetime::set_symlink_file_times(p, self.mtime, self.mtime)
+        } else {
+            std::fs::set_permissions(p, std::fs::Permissions::from_mode(self.mode))?;
+            filetime::set_file_times(p, self.mtime, self.mtime)
+        }
+    }
+}
+
+/// [`replace_with`] on a blocking thread; returns whether a directory was deleted.
+fn replace_with_blocking(delete_extra: bool, tmp: &Path, dst: &Path) -> Result<bool> {
+    let mut deleted = false;
+    if let Ok(m) = std::fs::symlink_metadata(dst) {
+        if m.is_dir() {
+            if delete_extra {
+                std::fs::remove_dir_all(dst).map_err(|e| Error::io(dst, e))?;
+                deleted = true;
+            } else {
+                let _ = std::fs::remove_file(tmp);
+                return Err(Error::Config(format!(
+                    "{} is a directory in the target but not in the snapshot (use delete-extra to replace it)",
+                    dst.display()
+                )));
+            }
+        }
+    }
+    std::fs::rename(tmp, dst).map_err(|e| Error::io(dst, e))?;
+    Ok(deleted)
+}
+
+async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> Result<T> {
+    tokio::task::spawn_blocking(f)
         .await
-        .map_err(|e| Error::io(tmp, e))?;
+        .map_err(|e| Error::Cancelled(e.to_string()))
+}
+
+async fn write_file(ctx: &Ctx, entry: &DirEntry, dst: &Path, out: &mut OutFile) -> Result<()> {
     let chunks = ctx.repo.object_chunks(&entry.object).await?;
     let total: u64 = chunks.iter().map(|c| c.length).sum();
     if i64::try_from(total).ok() != Some(entry.size) && entry.size != 0 {
@@ -392,34 +518,102 @@ async fn write_file_data(ctx: &Ctx, entry: &DirEntry, tmp: &Path) -> Result<()> 
             entry.size
         );
     }
-    let repo = ctx.repo.clone();
-    let mut stream = futures::stream::iter(chunks.into_iter().map(move |c| {
-        let repo = repo.clone();
-        async move { repo.read_chunk(&c).await }
-    }))
-    .buffered(ctx.opts.chunk_prefetch.max(1));
-    let mut pos: u64 = 0;
-    let mut written_end: u64 = 0;
-    while let Some(data) = stream.next().await {
-        let data = data?;
-        let len = data.len() as u64;
-        ctx.counters.bytes.fetch_add(len, Ordering::Relaxed);
-        if data.iter().all(|&b| b == 0) {
-            pos += len;
-            continue;
+    let count = chunks.len();
+    let (repo, budget) = (ctx.repo.clone(), ctx.budget.clone());
+    // Budget permits are taken in chunk order, so a file's first unwritten chunk always
+    // holds its permits before its later ones: the budget cannot deadlock.
+    let stream = futures::stream::iter(chunks)
+        .then(move |c| {
+            let budget = budget.clone();
+            async move {
+                let kib = u32::try_from(c.length.div_ceil(1024))
+                    .unwrap_or(u32::MAX)
+                    .clamp(1, CHUNK_BUDGET_KIB);
+                let permit = budget.acquire_many_owned(kib).await.map_err(closed)?;
+                Ok::<_, Error>((c, permit))
+            }
+        })
+        .map(move |r| {
+            let repo = repo.clone();
+            async move {
+                let (c, permit) = r?;
+                Ok::<_, Error>((repo.read_chunk(&c).await?, permit))
+            }
+        })
+        .buffered(ctx.opts.chunk_prefetch.max(1));
+    let mut stream = std::pin::pin!(stream);
+    let meta = FileMeta::of(ctx, entry);
+    let mut file = std::mem::replace(
+        out,
+        OutFile {
+            file: None,
+            tmp: PathBuf::new(),
+            pos: 0,
+            written_end: 0,
+        },
+    );
+    let dst = dst.to_path_buf();
+    let mut n = 0;
+    let mut finished = false;
+    let mut result = Ok(());
+    while let Some(item) = stream.next().await {
+        let (data, permit) = match item {
+            Ok(x) => x,
+            Err(e) => {
+                result = Err(e);
+                break;
+            }
+        };
+        n += 1;
+        let last = n == count;
+        ctx.counters
+            .bytes
+            .fetch_add(data.len() as u64, Ordering::Relaxed);
+        let meta = last.then(|| meta.clone());
+        let dst = dst.clone();
+        let (f, r) = blocking(move || {
+            let mut file = file;
+            let r = file
+                .write(&data)
+                .map_err(|e| Error::io(&file.tmp, e))
+                .and_then(|()| match &meta {
+                    Some(m) => file.finish(m, &dst),
+                    None => Ok(false),
+                });
+            drop(data);
+            (file, r)
+        })
+        .await?;
+        drop(permit);
+        file = f;
+        match r {
+            Ok(deleted) => {
+                if deleted {
+                    ctx.counters.deleted.fetch_add(1, Ordering::Relaxed);
+                }
+                finished = last;
+            }
+            Err(e) => {
+                result = Err(e);
+                break;
+            }
         }
-        if pos != written_end {
-            f.seek(std::io::SeekFrom::Start(pos))
-                .await
-                .map_err(|e| Error::io(tmp, e))?;
-        }
-        f.write_all(&data).await.map_err(|e| Error::io(tmp, e))?;
-        pos += len;
-        written_end = pos;
     }
-    if pos != written_end {
-        f.set_len(pos).await.map_err(|e| Error::io(tmp, e))?;
+    if result.is_ok() && !finished {
+        // An empty object (no chunks): create the empty file and finish it.
+        let (f, r) = blocking(move || {
+            let mut file = file;
+            let r = file.finish(&meta, &dst);
+            (file, r)
+        })
+        .await?;
+        file = f;
+        result = r.map(|deleted| {
+            if deleted {
+                ctx.counters.deleted.fetch_add(1, Ordering::Relaxed);
+            }
+        });
     }
-    f.flush().await.map_err(|e| Error::io(tmp, e))?;
-    Ok(())
+    *out = file;
+    result
 }

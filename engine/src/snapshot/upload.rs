@@ -20,7 +20,7 @@
 //! directory with `par_iter` (nested directories included); storage I/O is driven through
 //! the tokio runtime handle. Results are collected in order, so listings are deterministic.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::ffi::OsString;
 use std::io::{Read, Seek};
 use std::os::unix::ffi::OsStrExt;
@@ -361,15 +361,19 @@ fn upload_dir(
         }
         None => None,
     };
+    // By name: a linear search per child is quadratic in large directories.
+    // (The first entry of a name wins, as the search did.)
+    let mut prev_by_name: HashMap<&str, &DirEntry> = HashMap::new();
+    for e in prev_listing.iter().flat_map(|l| &l.entries) {
+        prev_by_name.entry(e.name.as_str()).or_insert(e);
+    }
     let children: Vec<Result<Child>> = names
         .par_iter()
         .map(|n| {
             let child_path = path.join(n);
             let child_name = go_string_lossy(n.as_bytes());
             let child_rel = rel_join(rel, &child_name);
-            let prev_child = prev_listing
-                .as_ref()
-                .and_then(|l| l.entries.iter().find(|e| e.name == child_name));
+            let prev_child = prev_by_name.get(child_name.as_str()).copied();
             process_entry(ctx, &child_path, &child_rel, child_name.clone(), prev_child)
         })
         .collect();
