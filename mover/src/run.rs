@@ -385,14 +385,44 @@ async fn run(cfg: &MoverConfig, stop: &Stop, produced: &mut Produced) -> Result<
 }
 
 // ---------------------------------------------------------------------------------------
-// Maintenance (placeholder)
+// Maintenance
 
-/// `DIRECTION=maintenance`. MAINTENANCE-PLACEHOLDER: this function is the one place to
-/// replace when the maintenance engine lands; until then maintenance fails with exit 1.
-async fn maintenance(_cfg: &MoverConfig, _stop: &Stop) -> Result<(), Failure> {
-    Err(Failure::new(
-        "maintenance is not yet supported by this arkiv-mover build",
-    ))
+/// `DIRECTION=maintenance` (MOVER-CONTRACT §7): open the existing repository (never create),
+/// take maintenance ownership for the configured owner (`maintenance@volsync` unless
+/// overridden), run quick then full maintenance with kopia's safety rules, print the summary.
+async fn maintenance(cfg: &MoverConfig, stop: &Stop) -> Result<(), Failure> {
+    let loc = location(cfg);
+    let storage: Arc<dyn BlobStorage> = match &cfg.repository {
+        RepositoryTarget::Filesystem { path } => {
+            if !path.exists() {
+                return Err(Failure::new(format!(
+                    "no repository at {loc} (maintenance never creates one)"
+                )));
+            }
+            Arc::new(
+                FilesystemStorage::open(path)
+                    .map_err(|e| Failure::engine("opening the repository directory", &e))?,
+            )
+        }
+        RepositoryTarget::S3(t) => Arc::new(stop.interruptible(s3_storage(t)).await?),
+    };
+    let repo = Repository::open(storage, cfg.password.expose(), open_options(cfg))
+        .await
+        .map_err(|e| Failure::engine(&format!("opening the repository at {loc}"), &e))?;
+    let owner = cfg.maintenance_owner.to_string();
+    println!("INFO: running maintenance as {owner}");
+    let report = stop
+        .interruptible(async {
+            Ok::<_, Failure>(
+                arkiv_engine::maintenance::run_maintenance_as(&repo, &owner, true).await,
+            )
+        })
+        .await?
+        .map_err(|e| Failure::engine("maintenance", &e))?;
+    for line in report.summary_lines() {
+        println!("INFO: {line}");
+    }
+    Ok(())
 }
 
 // ---------------------------------------------------------------------------------------

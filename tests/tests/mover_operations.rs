@@ -1,5 +1,5 @@
 //! Scenario: operation dispatch and configuration errors: unknown or missing operation exits
-//! 2; `maintenance` as an argument and `DIRECTION=maintenance` (not yet supported) exit 1;
+//! 2; `maintenance` as an argument and `DIRECTION=maintenance` on a location without a repository (never created) exit 1;
 //! an unsupported backend is one clear line and exit 1; `|VOLSYNC_ARG_SEP|` splits on the
 //! literal separator.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
@@ -23,8 +23,7 @@ fn operations_and_configuration_errors() {
     let r = run_mover(&[], &with(&s.backup_env(), &[("DIRECTION", "maintenance")]));
     r.expect_code(1);
     assert!(
-        r.stderr
-            .contains("maintenance is not yet supported by this arkiv-mover build"),
+        r.stderr.contains("maintenance never creates one"),
         "{}",
         r.all()
     );
