@@ -368,7 +368,11 @@ mod tests {
         assert!(entries.is_empty());
         let json = encode_manifest_json(&entries).unwrap();
         assert!(decode_manifest_json(&json).unwrap().is_empty());
-        assert!(decode_manifest_json(br#"{"entries":null}"#).unwrap().is_empty());
+        assert!(
+            decode_manifest_json(br#"{"entries":null}"#)
+                .unwrap()
+                .is_empty()
+        );
         let content = encode_manifest_content(&entries).unwrap();
         assert!(decode_manifest_content(&content).unwrap().is_empty());
     }
