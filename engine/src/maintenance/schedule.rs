@@ -3,7 +3,7 @@
 //!
 //! Kopia facts (v0.23.1 `repo/maintenance/maintenance_run.go`, `maintenance_params.go`):
 //! * only the client whose `user@host` equals the params' `owner` runs maintenance; `--force`
-//!   overrides (error text: "maintenance must be run by designated user: <owner>");
+//!   overrides (error text: "maintenance must be run by designated user: `<owner>`");
 //! * setting params replaces every manifest with labels `{type: maintenance}`;
 //! * before running, the schedule is written with the next due times (so a crash does not make
 //!   the next client run again at once); the storage timestamp of `kopia.maintenance` becomes
