@@ -252,3 +252,66 @@ pub async fn list_sources(repo: &Repository) -> Result<Vec<SourceInfo>> {
     out.dedup();
     Ok(out)
 }
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::indexing_slicing)]
+mod tests {
+    use super::*;
+    use crate::repo::Snapshot;
+    use arkiv_format::gojson::parse_go_time;
+    use arkiv_format::policy::RetentionPolicy;
+    use arkiv_format::snapshot::SnapshotManifest;
+
+    fn snap(id: &str, src: &SourceInfo, at: &str, pins: &[&str]) -> Snapshot {
+        let t = parse_go_time(at).unwrap();
+        Snapshot {
+            id: ManifestId::new(id),
+            manifest: SnapshotManifest {
+                source: src.clone(),
+                start_time: t,
+                end_time: t,
+                pins: pins.iter().map(|p| (*p).to_owned()).collect(),
+                ..Default::default()
+            },
+            labels: Default::default(),
+        }
+    }
+
+    /// The printed plan is part of the CLI's output (`expire --dry-run`): golden text.
+    #[test]
+    fn plan_display_golden() {
+        let src = SourceInfo {
+            host: "h".into(),
+            user_name: "u".into(),
+            path: "/data".into(),
+        };
+        let other = SourceInfo {
+            path: "/other".into(),
+            ..src.clone()
+        };
+        let snaps = [
+            snap("c3", &src, "2024-05-06T10:00:00Z", &[]),
+            snap("a1", &src, "2024-05-04T10:00:00Z", &["legal"]),
+            snap("b2", &src, "2024-05-05T10:00:00Z", &[]),
+            snap("zz", &other, "2024-05-01T10:00:00Z", &[]),
+            snap("d4", &src, "2024-05-06T11:00:00Z", &[]),
+        ];
+        let pol = RetentionPolicy {
+            keep_latest: Some(1),
+            keep_daily: Some(2),
+            ..Default::default()
+        };
+        let plan = RetentionPlan::compute(&src, &snaps, &pol, &Utc);
+        assert_eq!(
+            plan.to_string(),
+            "Retention for u@h:/data: latest 1, hourly (none), daily 2, weekly (none), monthly (none), annual (none)
+  keep    2024-05-04 10:00:00 UTC  a1  pins: legal
+  keep    2024-05-05 10:00:00 UTC  b2  daily-2
+  delete  2024-05-06 10:00:00 UTC  c3
+  keep    2024-05-06 11:00:00 UTC  d4  latest-1,daily-1
+3 kept, 1 to delete"
+        );
+        let ids: Vec<&str> = plan.expired().map(|d| d.id.as_str()).collect();
+        assert_eq!(ids, ["c3"]);
+    }
+}
