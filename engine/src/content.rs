@@ -372,37 +372,65 @@ impl ContentReader {
         let payload = self.fetch_payload(info).await?;
         let this = self.clone();
         let info = info.clone();
-        cpu::run(move || this.decode_payload(&info, &payload)).await
+        cpu::run(move || {
+            // The storage hands over its own buffer (no other reference): decrypt in place.
+            let payload = Vec::from(payload);
+            this.decode_owned_payload(&info, payload)
+        })
+        .await
+    }
+
+    /// [`decode_payload`](Self::decode_payload) of an owned buffer, decrypted in place.
+    pub fn decode_owned_payload(&self, info: &Info, payload: Vec<u8>) -> Result<Vec<u8>> {
+        self.check_key(info)?;
+        let plain = self
+            .cipher
+            .decrypt_in_place(info.content_id.iv(), payload)
+            .map_err(|e| Error::format(self.describe(info), e))?;
+        self.finish_decode(info, plain)
     }
 
     /// Decrypts, decompresses and verifies a payload (CPU only; call from rayon).
     pub fn decode_payload(&self, info: &Info, payload: &[u8]) -> Result<Vec<u8>> {
-        let id = info.content_id;
-        let ctx = || format!("content {id} in pack {}", info.pack_blob_id);
+        self.check_key(info)?;
+        let plain = self
+            .cipher
+            .decrypt(info.content_id.iv(), payload)
+            .map_err(|e| Error::format(self.describe(info), e))?;
+        self.finish_decode(info, plain)
+    }
+
+    fn describe(&self, info: &Info) -> String {
+        format!("content {} in pack {}", info.content_id, info.pack_blob_id)
+    }
+
+    fn check_key(&self, info: &Info) -> Result<()> {
         if info.encryption_key_id != 0 {
             return Err(Error::Unsupported(format!(
                 "{}: encryption key ID {}",
-                ctx(),
+                self.describe(info),
                 info.encryption_key_id
             )));
         }
-        let plain = self
-            .cipher
-            .decrypt(id.iv(), payload)
-            .map_err(|e| Error::format(ctx(), e))?;
+        Ok(())
+    }
+
+    /// Decompresses a decrypted payload and verifies its hash.
+    fn finish_decode(&self, info: &Info, plain: Vec<u8>) -> Result<Vec<u8>> {
+        let id = info.content_id;
         let data = if info.compression_header_id != 0 {
             let max = usize::try_from(info.original_length)
                 .unwrap_or(MAX_CONTENT_LEN)
                 .min(MAX_CONTENT_LEN);
             compression::decompress(&plain, Some(info.compression_header_id), max)
-                .map_err(|e| Error::format(ctx(), e))?
+                .map_err(|e| Error::format(self.describe(info), e))?
         } else {
             plain
         };
         let actual = self.hasher.hash(&data);
         if actual.as_slice() != id.hash() {
             return Err(Error::format(
-                ctx(),
+                self.describe(info),
                 arkiv_format::Error::HashMismatch {
                     what: format!("content {id}"),
                     expected: hex::encode(id.hash()),

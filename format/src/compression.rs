@@ -201,6 +201,12 @@ pub fn compress(alg: CompressionAlgorithm, data: &[u8]) -> Result<Vec<u8>> {
 /// carry their content size (any zstd reader, kopia's included, accepts either form).
 pub fn compress_into(alg: CompressionAlgorithm, data: &[u8], out: &mut Vec<u8>) -> Result<()> {
     out.clear();
+    compress_append(alg, data, out)
+}
+
+/// Like [`compress_into`], appending the header and compressed bytes to `out` (so callers
+/// can leave room in front, e.g. for a nonce).
+pub fn compress_append(alg: CompressionAlgorithm, data: &[u8], out: &mut Vec<u8>) -> Result<()> {
     out.extend_from_slice(&alg.header_id().to_be_bytes());
     let io_err = |e: std::io::Error| Error::invalid("compression", e.to_string());
     match alg.family() {

@@ -213,12 +213,55 @@ impl ContentCipher {
         }
     }
 
+    /// Encrypts in place: `buf` holds [`NONCE_LEN`] bytes of room followed by the plaintext;
+    /// the room receives `nonce`, the plaintext is sealed and the tag appended, giving the
+    /// same `nonce || ciphertext || tag` as [`ContentCipher::encrypt`].
+    pub fn encrypt_in_place(
+        &self,
+        iv: &[u8],
+        buf: &mut Vec<u8>,
+        nonce: [u8; NONCE_LEN],
+    ) -> Result<()> {
+        let (room, body) = buf
+            .split_at_mut_checked(NONCE_LEN)
+            .ok_or_else(|| Error::invalid("encryption", "buffer shorter than the nonce"))?;
+        room.copy_from_slice(&nonce);
+        let key = self.content_key(iv);
+        let tag = seal_in_place(self.alg, &key, &nonce, iv, body)?;
+        buf.extend_from_slice(&tag);
+        Ok(())
+    }
+
     /// Decrypts `nonce || ciphertext || tag` stored under `iv`.
     ///
     /// [`Error::Corrupt`] if `data` is shorter than the overhead, [`Error::Decrypt`] if the tag
     /// does not verify (wrong key, wrong IV or tampered bytes).
     pub fn decrypt(&self, iv: &[u8], data: &[u8]) -> Result<Vec<u8>> {
         self.decrypt_described(iv, data, || format!("content with IV {}", hex::encode(iv)))
+    }
+
+    /// Like [`ContentCipher::decrypt`], reusing `data`'s buffer for the plaintext (no
+    /// allocation; the nonce is shifted out and the tag cut off).
+    pub fn decrypt_in_place(&self, iv: &[u8], mut data: Vec<u8>) -> Result<Vec<u8>> {
+        if data.len() < OVERHEAD {
+            return Err(Error::corrupt(
+                "encrypted payload",
+                format!(
+                    "{} bytes is shorter than the {OVERHEAD}-byte overhead",
+                    data.len()
+                ),
+            ));
+        }
+        let tag_at = data.len() - TAG_LEN;
+        let key = self.content_key(iv);
+        let (head, tag) = data.split_at_mut(tag_at);
+        let (nonce, body) = head.split_at_mut(NONCE_LEN);
+        open_in_place(self.alg, &key, nonce, iv, body, tag).map_err(|()| Error::Decrypt {
+            what: format!("content with IV {}", hex::encode(iv)),
+        })?;
+        data.truncate(tag_at);
+        data.drain(..NONCE_LEN);
+        Ok(data)
     }
 
     /// [`ContentCipher::decrypt`] with a caller-provided description for the error.
@@ -559,6 +602,46 @@ mod tests {
         assert_eq!(blob_iv_from_id(&long).unwrap(), [0xab; 16]);
         // Multi-byte UTF-8 never panics.
         assert!(blob_iv_from_id("ééééééééééééééééééééééééééééééééé").is_err());
+    }
+
+    #[test]
+    fn encrypt_in_place_equals_encrypt() {
+        for alg in EncryptionAlgorithm::ALL {
+            let c = ContentCipher::new(alg, &master()).unwrap();
+            let iv = [9u8; 16];
+            let n = nonce("0c0d0e0f1011121314151617");
+            let mut buf = vec![0xAA; NONCE_LEN];
+            buf.extend_from_slice(b"sealed where it lies");
+            c.encrypt_in_place(&iv, &mut buf, n).unwrap();
+            assert_eq!(buf, c.encrypt(&iv, b"sealed where it lies", n).unwrap());
+            assert!(c.encrypt_in_place(&iv, &mut vec![0; 11], n).is_err());
+        }
+    }
+
+    #[test]
+    fn decrypt_in_place_equals_decrypt() {
+        for alg in EncryptionAlgorithm::ALL {
+            let c = ContentCipher::new(alg, &master()).unwrap();
+            let iv = [7u8; 16];
+            let sealed = c
+                .encrypt(
+                    &iv,
+                    b"in place plaintext",
+                    nonce("000102030405060708090a0b"),
+                )
+                .unwrap();
+            let a = c.decrypt(&iv, &sealed).unwrap();
+            let b = c.decrypt_in_place(&iv, sealed.clone()).unwrap();
+            assert_eq!(a, b"in place plaintext");
+            assert_eq!(b, a);
+            let mut bad = sealed.clone();
+            bad[20] ^= 1;
+            assert!(matches!(
+                c.decrypt_in_place(&iv, bad),
+                Err(Error::Decrypt { .. })
+            ));
+            assert!(c.decrypt_in_place(&iv, sealed[..27].to_vec()).is_err());
+        }
     }
 
     #[test]

@@ -179,8 +179,9 @@ impl fmt::Display for HashOutput {
 /// Pre-keyed state of one algorithm; cloned for every hash.
 #[derive(Clone)]
 enum KeyedState {
-    Blake2bKeyed(Box<blake2::Blake2bMac<U32>>),
-    Blake2bPlain(Box<blake2::Blake2b<U32>>),
+    /// BLAKE2b with a 32-byte digest, keyed or not (blake2b_simd: AVX2 where available,
+    /// about twice the throughput of the portable implementation).
+    Blake2b(Box<blake2b_simd::State>),
     Blake2s128(Box<blake2::Blake2sMac<U16>>),
     Blake2s256Keyed(Box<blake2::Blake2sMac<U32>>),
     Blake2s256Plain(Box<blake2::Blake2s256>),
@@ -220,17 +221,16 @@ impl Hasher {
     pub fn new(alg: HashAlgorithm, secret: &[u8]) -> Result<Hasher> {
         let state = match alg {
             HashAlgorithm::Blake2b256_128 | HashAlgorithm::Blake2b256 => {
-                if secret.is_empty() {
-                    KeyedState::Blake2bPlain(Box::default())
-                } else {
-                    // Checked here: blake2 asserts (panics) on over-long keys.
-                    if secret.len() > 64 {
-                        return Err(bad_key(alg, "key longer than 64 bytes"));
-                    }
-                    let m = blake2::Blake2bMac::<U32>::new_with_salt_and_personal(secret, &[], &[])
-                        .map_err(|_| bad_key(alg, "key longer than 64 bytes"))?;
-                    KeyedState::Blake2bKeyed(Box::new(m))
+                // Checked here: blake2b_simd asserts (panics) on over-long keys.
+                if secret.len() > blake2b_simd::KEYBYTES {
+                    return Err(bad_key(alg, "key longer than 64 bytes"));
                 }
+                // An empty key is unkeyed BLAKE2b (the key length in the parameter block is 0).
+                let state = blake2b_simd::Params::new()
+                    .hash_length(32)
+                    .key(secret)
+                    .to_state();
+                KeyedState::Blake2b(Box::new(state))
             }
             HashAlgorithm::Blake2s128 => {
                 if secret.is_empty() {
@@ -292,11 +292,10 @@ impl Hasher {
     pub fn hash(&self, data: &[u8]) -> HashOutput {
         let n = self.alg.output_len();
         match &self.state {
-            KeyedState::Blake2bKeyed(s) => finish_mac((**s).clone(), data, n),
-            KeyedState::Blake2bPlain(s) => {
+            KeyedState::Blake2b(s) => {
                 let mut h = (**s).clone();
-                Update::update(&mut h, data);
-                HashOutput::truncated(&h.finalize_fixed(), n)
+                h.update(data);
+                HashOutput::truncated(h.finalize().as_bytes(), n)
             }
             KeyedState::Blake2s128(s) => finish_mac((**s).clone(), data, n),
             KeyedState::Blake2s256Keyed(s) => finish_mac((**s).clone(), data, n),

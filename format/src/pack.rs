@@ -243,6 +243,11 @@ impl PackBuilder {
         offset
     }
 
+    /// Reserves room for `additional` more bytes (e.g. a whole pack, to avoid regrowth).
+    pub fn reserve(&mut self, additional: usize) {
+        self.data.reserve(additional);
+    }
+
     /// Bytes so far (prefix, preamble and payloads); compare with [`should_flush`].
     pub fn len(&self) -> usize {
         self.data.len()

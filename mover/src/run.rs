@@ -227,10 +227,7 @@ pub fn mover_main(args: &[String], env: &dyn Fn(&str) -> Option<String>) -> i32 
     for w in &cfg.warnings {
         println!("WARN: {w}");
     }
-    let rt = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
+    let rt = match crate::runtime() {
         Ok(rt) => rt,
         Err(e) => {
             let f = Failure::new(format!("cannot start the async runtime: {e}"));

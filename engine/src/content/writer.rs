@@ -191,24 +191,67 @@ impl ContentWriter {
             None => {}
         }
 
-        // Incompressible data is encrypted straight from the caller's buffer (no copy).
-        let (stored, header): (std::borrow::Cow<'_, [u8]>, u32) = match compression {
-            Some(alg) => match compression::compress(alg, data) {
-                Ok(c) if c.len() < data.len() => (c.into(), alg.header_id()),
-                Ok(_) => (data.into(), 0),
-                Err(e) => return Err(Error::format(format!("compressing content {id}"), e)),
-            },
-            None => (data.into(), 0),
+        // Compression and encryption write into this thread's scratch buffers (allocating
+        // and faulting in a fresh multi-MiB buffer per chunk cost system time and left the
+        // allocator holding memory); incompressible data is encrypted straight from `data`.
+        let mut scratch = SCRATCH.with(std::cell::Cell::take);
+        let sealed = self.seal(id, data, compression, &mut scratch);
+        let result = sealed.and_then(|header| {
+            self.append_sealed(id, data.len(), &scratch.sealed, header, min_timestamp)
+        });
+        scratch.trim();
+        SCRATCH.with(|c| c.set(scratch));
+        result
+    }
+
+    /// Compresses (when that makes `data` strictly smaller) and encrypts `data` into
+    /// `scratch.sealed` (in place: one buffer per thread); returns the compression header
+    /// ID used (0 = none).
+    fn seal(
+        &self,
+        id: ContentId,
+        data: &[u8],
+        compression: Option<CompressionAlgorithm>,
+        scratch: &mut Scratch,
+    ) -> Result<u32> {
+        let buf = &mut scratch.sealed;
+        buf.clear();
+        buf.resize(encryption::NONCE_LEN, 0);
+        let header = match compression {
+            Some(alg) => {
+                compression::compress_append(alg, data, buf)
+                    .map_err(|e| Error::format(format!("compressing content {id}"), e))?;
+                if buf.len() - encryption::NONCE_LEN < data.len() {
+                    alg.header_id()
+                } else {
+                    buf.truncate(encryption::NONCE_LEN);
+                    buf.extend_from_slice(data);
+                    0
+                }
+            }
+            None => {
+                buf.extend_from_slice(data);
+                0
+            }
         };
-        let nonce: [u8; 12] = rand::random();
-        let payload = self
-            .reader()
+        self.reader()
             .cipher()
-            .encrypt(id.iv(), &stored, nonce)
+            .encrypt_in_place(id.iv(), buf, rand::random())
             .map_err(|e| Error::format(format!("encrypting content {id}"), e))?;
-        drop(stored);
-        let original_length = u32::try_from(data.len())
-            .map_err(|_| Error::Config(format!("content {id} too large ({} bytes)", data.len())))?;
+        Ok(header)
+    }
+
+    /// Appends a sealed payload to the session's open pack (writing the pack when full).
+    fn append_sealed(
+        &self,
+        id: ContentId,
+        data_len: usize,
+        payload: &[u8],
+        header: u32,
+        min_timestamp: i64,
+    ) -> Result<()> {
+        let original_length = u32::try_from(data_len)
+            .map_err(|_| Error::Config(format!("content {id} too large ({data_len} bytes)")))?;
         let packed_length = u32::try_from(payload.len())
             .map_err(|_| Error::Config(format!("content {id} too large")))?;
         let now = self.repo.clock().now().timestamp();
@@ -224,8 +267,8 @@ impl ContentWriter {
             }
             let is_meta = id.has_prefix();
             let slot = if is_meta { &mut st.meta } else { &mut st.data };
-            let pack = slot.get_or_insert_with(|| new_pack(is_meta, &self.session_id));
-            let offset = pack.builder.append(&payload);
+            let pack = slot.get_or_insert_with(|| self.new_pack(is_meta));
+            let offset = pack.builder.append(payload);
             let info = Info {
                 content_id: id,
                 pack_blob_id: pack.id.clone(),
@@ -247,7 +290,7 @@ impl ContentWriter {
         self.stats.contents_written.fetch_add(1, Ordering::Relaxed);
         self.stats
             .bytes_written
-            .fetch_add(data.len() as u64, Ordering::Relaxed);
+            .fetch_add(data_len as u64, Ordering::Relaxed);
         self.stats
             .packed_bytes
             .fetch_add(u64::from(packed_length), Ordering::Relaxed);
@@ -293,7 +336,7 @@ impl ContentWriter {
             let mut st = lock(&self.state);
             let is_meta = id.has_prefix();
             let slot = if is_meta { &mut st.meta } else { &mut st.data };
-            let pack = slot.get_or_insert_with(|| new_pack(is_meta, &self.session_id));
+            let pack = slot.get_or_insert_with(|| self.new_pack(is_meta));
             let offset = pack.builder.append(&payload);
             let entry = Info {
                 pack_blob_id: pack.id.clone(),
@@ -316,6 +359,20 @@ impl ContentWriter {
             self.write_pack(pack)?;
         }
         Ok(())
+    }
+
+    fn new_pack(&self, meta: bool) -> PendingPack {
+        let r: [u8; 16] = rand::random();
+        let prefix = if meta { 'q' } else { 'p' };
+        let mut builder = PackBuilder::new(rand::random());
+        // Reserved up front (the pages are only touched as payloads arrive): growing by
+        // doubling would copy the pack several times and overshoot to 32 MiB.
+        builder.reserve(self.max_pack_size + SCRATCH_KEEP);
+        PendingPack {
+            id: BlobId::new(format!("{prefix}{}-{}", hex::encode(r), self.session_id)),
+            builder,
+            entries: Vec::new(),
+        }
     }
 
     /// Entries waiting for the next index flush (pending packs excluded).
@@ -479,12 +536,25 @@ impl ContentWriter {
     }
 }
 
-fn new_pack(meta: bool, session_id: &str) -> PendingPack {
-    let r: [u8; 16] = rand::random();
-    let prefix = if meta { 'q' } else { 'p' };
-    PendingPack {
-        id: BlobId::new(format!("{prefix}{}-{session_id}", hex::encode(r))),
-        builder: PackBuilder::new(rand::random()),
-        entries: Vec::new(),
+/// Per-thread buffers of [`ContentWriter::write_content_with_id`].
+#[derive(Default)]
+struct Scratch {
+    sealed: Vec<u8>,
+}
+
+/// Scratch capacity kept between contents: enough for kopia's largest chunks (8 MiB with
+/// `DYNAMIC-4M-BUZHASH`) plus compression and encryption overhead; a rare larger content's
+/// buffer is released afterwards.
+const SCRATCH_KEEP: usize = (8 << 20) + (64 << 10);
+
+impl Scratch {
+    fn trim(&mut self) {
+        if self.sealed.capacity() > SCRATCH_KEEP {
+            self.sealed = Vec::new();
+        }
     }
+}
+
+thread_local! {
+    static SCRATCH: std::cell::Cell<Scratch> = std::cell::Cell::new(Scratch::default());
 }

@@ -97,10 +97,10 @@ struct Ctx {
 }
 
 /// Chunk data in flight (fetched, decoded, not yet written), in KiB.
-const CHUNK_BUDGET_KIB: u32 = 32 << 10;
+const CHUNK_BUDGET_KIB: u32 = 16 << 10;
 
 /// Entries of one directory processed at once (files also wait for `Ctx::files`).
-const DIR_FANOUT: usize = 16;
+const DIR_FANOUT: usize = 8;
 
 fn closed(_: tokio::sync::AcquireError) -> Error {
     Error::Cancelled("restore stopped".into())

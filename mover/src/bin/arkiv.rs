@@ -3,6 +3,7 @@
 use clap::Parser;
 
 fn main() {
+    arkiv_mover::tune_allocator();
     arkiv_mover::init_logging();
     let cli = match arkiv_mover::cli::Cli::try_parse() {
         Ok(c) => c,
@@ -16,10 +17,7 @@ fn main() {
             std::process::exit(code);
         }
     };
-    let rt = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
+    let rt = match arkiv_mover::runtime() {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("arkiv: cannot start runtime: {e}");
