@@ -123,3 +123,18 @@ async fn mover_hook_claims_ownership_and_reports() {
     assert_eq!(err.kind(), arkiv_engine::ErrorKind::PermissionDenied);
     assert!(err.to_string().contains("maintenance@volsync"), "{err}");
 }
+
+/// Re-assigning ownership while the clock stands still: each new owner must stick (the old
+/// parameters' tombstone has to be strictly newer than them, or the merge may keep them).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ownership_changes_stick_on_a_frozen_clock() {
+    use arkiv_engine::maintenance::{maintenance_info, set_owner};
+    let mut sim = new_sim(MAX_PACK).await;
+    for i in 0..12 {
+        let owner = format!("user{i}@host{i}");
+        set_owner(&sim.repo, &owner, USER, HOST).await.unwrap();
+        sim.refresh().await;
+        let info = maintenance_info(&sim.repo).await.unwrap();
+        assert_eq!(info.params.as_ref().unwrap().owner, owner, "round {i}");
+    }
+}

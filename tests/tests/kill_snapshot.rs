@@ -47,17 +47,23 @@ fn sigkill_during_snapshot_create() {
     // how long a full snapshot takes into a scratch repository, to aim the kills
     let scratch = tmp.path().join("scratch");
     create_repo(&scratch, PW);
-    let t0 = Instant::now();
     snapshot_json(&scratch, PW, &src, &[]);
+    // A trial hashes everything but may find its contents already written: time that
+    // (faster) kind of run, so the kills land inside runs of either kind.
+    let t0 = Instant::now();
+    snapshot_json(&scratch, PW, &src, &["--source", "kill@test:/measure"]);
     let full = t0.elapsed().max(Duration::from_millis(50));
     eprintln!("a full snapshot takes {full:?}; killing at random points within it");
 
     let mut killed_mid_run = 0;
     for trial in 0..TRIALS {
         let delay = Duration::from_micros(next() % (full.as_micros() as u64 + 1));
+        // A source of its own per trial: with no previous snapshot to reuse, every run
+        // hashes the whole tree (an incremental run would often finish before the kill).
         let mut child = arkiv(&repo, PW)
             .args(["snapshot", "create"])
             .arg(&src)
+            .args(["--source", &format!("kill@test:/trial-{trial}")])
             .stdout(std::process::Stdio::null())
             .stderr(std::process::Stdio::null())
             .spawn()
@@ -75,6 +81,7 @@ fn sigkill_during_snapshot_create() {
             String::from_utf8_lossy(&out.stderr)
         );
     }
+    eprintln!("{killed_mid_run} of {TRIALS} runs were killed mid-run");
     assert!(
         killed_mid_run >= TRIALS / 2,
         "only {killed_mid_run} of {TRIALS} runs were killed before finishing"

@@ -58,7 +58,7 @@ pub async fn write_schedule(repo: &Repository, schedule: &Schedule) -> Result<()
 /// The current maintenance parameters and the IDs of every params manifest (newest wins).
 pub async fn load_params(
     repo: &Repository,
-) -> Result<(Option<MaintenanceParams>, Vec<ManifestId>)> {
+) -> Result<(Option<MaintenanceParams>, Vec<(ManifestId, DateTime<Utc>)>)> {
     let mut best: Option<(DateTime<Utc>, MaintenanceParams)> = None;
     let mut ids = Vec::new();
     for (id, entry) in repo.manifests().await? {
@@ -72,7 +72,7 @@ pub async fn load_params(
         };
         let p = MaintenanceParams::from_json(data.get().as_bytes())
             .map_err(|e| Error::format(format!("maintenance parameters {id}"), e))?;
-        ids.push(id);
+        ids.push((id, entry.modified));
         if best.as_ref().is_none_or(|(t, _)| entry.modified > *t) {
             best = Some((entry.modified, p));
         }
@@ -104,8 +104,11 @@ pub async fn store_params(
         let mut labels = BTreeMap::new();
         labels.insert("type".to_owned(), PARAMS_MANIFEST_TYPE.to_owned());
         batch.put(labels, &json, now)?;
-        for id in old {
-            batch.delete(id, now);
+        for (id, modified) in old {
+            // Strictly later than the entry it deletes: on a tie the merge keeps whichever
+            // entry it saw first, which could resurrect the old parameters (a clock that
+            // did not move, as in tests, or a coarse one).
+            batch.delete(id, crate::policy::tombstone_time(now, modified));
         }
         batch.commit(&cw)?;
         cw.flush()?;
