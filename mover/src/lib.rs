@@ -75,3 +75,41 @@ pub fn tune_allocator() {
             .exec();
     }
 }
+
+/// The whole `main` of a command-line binary: tune the allocator, log, parse `C` (usage
+/// errors exit 2, `--help` exits 0), run `run` on the runtime with the process environment,
+/// and exit with its code (errors printed as one line prefixed by `name`).
+pub fn cli_main<C, Fut>(name: &str, run: impl FnOnce(C, cli::Env<'static>) -> Fut) -> !
+where
+    C: clap::Parser,
+    Fut: std::future::Future<Output = anyhow::Result<i32>>,
+{
+    tune_allocator();
+    init_logging();
+    let cli = match C::try_parse() {
+        Ok(c) => c,
+        Err(e) => {
+            let code = if e.use_stderr() { exit::USAGE } else { 0 };
+            let _ = e.print();
+            std::process::exit(code);
+        }
+    };
+    let rt = match runtime() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("{name}: cannot start runtime: {e}");
+            std::process::exit(exit::FAILURE);
+        }
+    };
+    fn lookup(k: &str) -> Option<String> {
+        std::env::var(k).ok()
+    }
+    let code = match rt.block_on(run(cli, &lookup)) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("{name}: error: {}", exit::one_line(&e));
+            exit::code_for(&e)
+        }
+    };
+    std::process::exit(code);
+}

@@ -69,7 +69,7 @@ pub struct RestoreCli {
     pub target: Option<PathBuf>,
 }
 
-type Env<'a> = &'a dyn Fn(&str) -> Option<String>;
+use crate::cli::Env;
 
 fn non_empty(v: Option<String>) -> Option<String> {
     v.filter(|s| !s.is_empty())
