@@ -213,9 +213,13 @@ pub fn format_blob_replica(format_blob: &[u8]) -> Result<Vec<u8>> {
 }
 
 /// Accumulates one pack in memory (sans I/O; callers supply every random byte).
+///
+/// The pack is `data[lead..]`: an [`PackBuilder::aligned`] builder skips `lead` bytes so
+/// the pack starts on an aligned address (for `O_DIRECT` writes, which need one).
 #[derive(Clone, Debug)]
 pub struct PackBuilder {
     data: Vec<u8>,
+    lead: usize,
     payloads: usize,
 }
 
@@ -231,13 +235,38 @@ impl PackBuilder {
         let mut data = Vec::with_capacity(prefix.len() + preamble.len());
         data.extend_from_slice(prefix);
         data.extend_from_slice(preamble);
-        PackBuilder { data, payloads: 0 }
+        PackBuilder {
+            data,
+            lead: 0,
+            payloads: 0,
+        }
+    }
+
+    /// Like [`PackBuilder::new`], with room for `capacity` pack bytes allocated up front
+    /// and the pack starting on an address that is a multiple of `align` (a power of two).
+    /// [`PackBuilder::finish_aligned`] hands the buffer out without moving it, so a pack
+    /// that stays within `capacity` can be written with direct I/O.
+    pub fn aligned(preamble: [u8; PREAMBLE_LEN], capacity: usize, align: usize) -> Self {
+        let align = align.max(1);
+        let mut data: Vec<u8> = Vec::with_capacity(capacity.max(PREAMBLE_LEN) + align);
+        // Pointer arithmetic only (`align_offset` is safe); usize::MAX means "cannot".
+        let lead = match data.as_ptr().align_offset(align) {
+            n if n < align => n,
+            _ => 0,
+        };
+        data.resize(lead, 0);
+        data.extend_from_slice(&preamble);
+        PackBuilder {
+            data,
+            lead,
+            payloads: 0,
+        }
     }
 
     /// Appends an encrypted content payload and returns its pack offset (saturating at
     /// `u32::MAX`; index builders reject offsets of 2^30 and more, far above any pack size).
     pub fn append(&mut self, payload: &[u8]) -> u32 {
-        let offset = u32::try_from(self.data.len()).unwrap_or(u32::MAX);
+        let offset = u32::try_from(self.len()).unwrap_or(u32::MAX);
         self.data.extend_from_slice(payload);
         self.payloads += 1;
         offset
@@ -250,7 +279,7 @@ impl PackBuilder {
 
     /// Bytes so far (prefix, preamble and payloads); compare with [`should_flush`].
     pub fn len(&self) -> usize {
-        self.data.len()
+        self.data.len() - self.lead
     }
 
     /// True while no payload has been appended (the length is then prefix + preamble).
@@ -260,7 +289,7 @@ impl PackBuilder {
 
     /// The bytes so far, e.g. to serve reads of contents still waiting in this pack.
     pub fn bytes(&self) -> &[u8] {
-        &self.data
+        self.data.get(self.lead..).unwrap_or_default()
     }
 
     /// Like [`PackBuilder::finish`] but reports an IV too long for a postamble as an error.
@@ -270,8 +299,9 @@ impl PackBuilder {
         encrypted_local_index: &[u8],
         local_index_iv: &[u8],
     ) -> Result<Vec<u8>> {
-        let (mut data, post) = self.assemble(padding, encrypted_local_index, local_index_iv);
+        let (mut data, lead, post) = self.assemble(padding, encrypted_local_index, local_index_iv);
         data.extend_from_slice(&post?);
+        data.drain(..lead);
         Ok(data)
     }
 
@@ -289,22 +319,37 @@ impl PackBuilder {
         encrypted_local_index: &[u8],
         local_index_iv: &[u8],
     ) -> Vec<u8> {
-        let (mut data, post) = self.assemble(padding, encrypted_local_index, local_index_iv);
-        if let Ok(post) = post {
-            data.extend_from_slice(&post);
-        }
+        let (mut data, lead) = self.finish_aligned(padding, encrypted_local_index, local_index_iv);
+        data.drain(..lead);
         data
     }
 
-    /// Pack bytes up to the end of the local index, and the encoded postamble.
+    /// Like [`PackBuilder::finish`], without moving the bytes: the pack is `buf[lead..]`
+    /// of the returned `(buf, lead)`.
+    pub fn finish_aligned(
+        self,
+        padding: &[u8],
+        encrypted_local_index: &[u8],
+        local_index_iv: &[u8],
+    ) -> (Vec<u8>, usize) {
+        let (mut data, lead, post) = self.assemble(padding, encrypted_local_index, local_index_iv);
+        if let Ok(post) = post {
+            data.extend_from_slice(&post);
+        }
+        (data, lead)
+    }
+
+    /// Buffer with the pack bytes up to the end of the local index from `lead` on, `lead`,
+    /// and the encoded postamble.
     fn assemble(
         self,
         padding: &[u8],
         encrypted_local_index: &[u8],
         local_index_iv: &[u8],
-    ) -> (Vec<u8>, Result<Vec<u8>>) {
+    ) -> (Vec<u8>, usize, Result<Vec<u8>>) {
+        let lead = self.lead;
         let mut data = self.data;
-        let n = padding_len(data.len());
+        let n = padding_len(data.len() - lead);
         data.reserve(n + encrypted_local_index.len() + local_index_iv.len() + 32);
         if padding.is_empty() {
             data.resize(data.len() + n, 0);
@@ -313,12 +358,12 @@ impl PackBuilder {
         }
         let post = Postamble {
             local_index_iv: local_index_iv.to_vec(),
-            local_index_offset: data.len() as u64,
+            local_index_offset: (data.len() - lead) as u64,
             local_index_length: encrypted_local_index.len() as u64,
         }
         .encode();
         data.extend_from_slice(encrypted_local_index);
-        (data, post)
+        (data, lead, post)
     }
 }
 
@@ -381,6 +426,47 @@ mod tests {
             )
             .unwrap();
         assert_eq!(again, pack);
+    }
+
+    #[test]
+    fn aligned_builder_gives_the_v_pack_bytes_in_place() {
+        for align in [1, 512, 4096] {
+            let mut b = PackBuilder::aligned(
+                hex::decode(PREAMBLE).unwrap().try_into().unwrap(),
+                8192,
+                align,
+            );
+            let start = b.bytes().as_ptr();
+            assert_eq!(start as usize % align, 0);
+            assert!(b.is_empty());
+            assert_eq!(b.append(&hex::decode(PAYLOAD).unwrap()), 32);
+            assert_eq!(b.len(), 71);
+            assert_eq!(b.bytes().len(), 71);
+            // finish and try_finish drop the lead.
+            let finished = b.clone().finish(
+                &[0xee; 4096],
+                &hex::decode(ENC_INDEX).unwrap(),
+                &hex::decode(IV).unwrap(),
+            );
+            assert_eq!(finished, v_pack());
+            let tried = b
+                .clone()
+                .try_finish(
+                    &[0xee; 4096],
+                    &hex::decode(ENC_INDEX).unwrap(),
+                    &hex::decode(IV).unwrap(),
+                )
+                .unwrap();
+            assert_eq!(tried, v_pack());
+            let (buf, lead) = b.finish_aligned(
+                &[0xee; 4096],
+                &hex::decode(ENC_INDEX).unwrap(),
+                &hex::decode(IV).unwrap(),
+            );
+            // Within capacity: the pack did not move.
+            assert_eq!(buf[lead..].as_ptr(), start);
+            assert_eq!(&buf[lead..], &v_pack()[..]);
+        }
     }
 
     #[test]

@@ -19,6 +19,8 @@ use std::io::{Read, Seek, SeekFrom, Write};
 use std::ops::Range;
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use arkiv_format::ids::BlobId;
 use async_trait::async_trait;
@@ -112,11 +114,29 @@ impl ShardParameters {
     }
 }
 
+/// Address and length alignment of direct-I/O writes (a multiple of every common
+/// logical block size).
+pub const DIRECT_IO_ALIGN: usize = 4096;
+/// Blobs at least this long whose bytes start on a [`DIRECT_IO_ALIGN`] address (the packs
+/// the content writer builds) are written with `O_DIRECT`.
+pub const DIRECT_IO_MIN: usize = 1 << 20;
+/// Environment variable that turns direct I/O off (`0`, `off`, `false` or `no`).
+pub const DIRECT_IO_ENV: &str = "ARKIV_DIRECT_IO";
+
 /// Blob storage in a local or NFS-mounted directory.
+///
+/// Packs are written with `O_DIRECT` where the filesystem allows it: a backup then does
+/// not copy every pack into the page cache (on a Kubernetes node that cache is charged to
+/// the mover's memory limit, and it evicts the applications' own pages), and the fsync
+/// that follows has little left to flush. A filesystem that refuses direct I/O (tmpfs,
+/// some FUSE mounts) gets ordinary buffered writes from then on; `ARKIV_DIRECT_IO=off`
+/// asks for buffered writes from the start.
 #[derive(Debug, Clone)]
 pub struct FilesystemStorage {
     root: PathBuf,
     params: ShardParameters,
+    /// False once direct I/O was refused (shared by clones) or when turned off.
+    direct_io: Arc<AtomicBool>,
 }
 
 impl FilesystemStorage {
@@ -144,7 +164,23 @@ impl FilesystemStorage {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => ShardParameters::legacy(),
             Err(e) => return Err(storage_err(&root, "open", SHARDS_FILE, &e)),
         };
-        Ok(FilesystemStorage { root, params })
+        let direct = direct_io_wanted(std::env::var(DIRECT_IO_ENV).ok().as_deref());
+        Ok(FilesystemStorage {
+            root,
+            params,
+            direct_io: Arc::new(AtomicBool::new(direct)),
+        })
+    }
+
+    /// Turns direct I/O for large aligned blobs on or off (on unless [`DIRECT_IO_ENV`]
+    /// says otherwise; it also goes off by itself when the filesystem refuses it).
+    pub fn set_direct_io(&self, on: bool) {
+        self.direct_io.store(on, Ordering::Relaxed);
+    }
+
+    /// Whether large aligned blobs are (still) written with direct I/O.
+    pub fn direct_io(&self) -> bool {
+        self.direct_io.load(Ordering::Relaxed)
     }
 
     /// Creates the directory (and parents) if missing and writes `.shards` with kopia's
@@ -203,6 +239,16 @@ impl FilesystemStorage {
     }
 }
 
+/// Direct I/O unless the [`DIRECT_IO_ENV`] value says `0`, `off`, `false` or `no`.
+fn direct_io_wanted(value: Option<&str>) -> bool {
+    !value.is_some_and(|v| {
+        matches!(
+            v.trim().to_ascii_lowercase().as_str(),
+            "0" | "off" | "false" | "no"
+        )
+    })
+}
+
 fn describe(root: &Path) -> String {
     format!("filesystem://{}", root.display())
 }
@@ -247,41 +293,108 @@ fn random_suffix() -> String {
 /// Writes `data` to `path` atomically: temp file in the same directory, fsync, rename,
 /// fsync of the directory. Creates missing parent directories (mode 0700).
 fn write_atomic(root: &Path, path: &Path, data: &[u8]) -> std::io::Result<()> {
+    write_atomic_with(root, path, data, None)
+}
+
+/// [`write_atomic`], with `O_DIRECT` when `direct` is given, `data` is long enough and
+/// starts on an aligned address. A refusal (`EINVAL`: the filesystem or the alignment)
+/// clears `direct` and the blob is written again, buffered.
+fn write_atomic_with(
+    root: &Path,
+    path: &Path,
+    data: &[u8],
+    direct: Option<&AtomicBool>,
+) -> std::io::Result<()> {
     let dir = path.parent().unwrap_or(root);
     let file_name = path
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
     let tmp = dir.join(format!("{file_name}.tmp.{}", random_suffix()));
-    let open = |p: &Path| {
+    let direct = direct.filter(|d| {
+        d.load(Ordering::Relaxed)
+            && data.len() >= DIRECT_IO_MIN
+            && (data.as_ptr().align_offset(DIRECT_IO_ALIGN) == 0 || FORCE_DIRECT.get())
+    });
+    let open = |p: &Path, direct: bool| {
         std::fs::OpenOptions::new()
             .write(true)
             .create_new(true)
             .mode(FILE_MODE)
+            .custom_flags(if direct { libc::O_DIRECT } else { 0 })
             .open(p)
     };
-    let mut f = match open(&tmp) {
-        Ok(f) => f,
+    let opened = match open(&tmp, direct.is_some()) {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
             std::fs::DirBuilder::new()
                 .recursive(true)
                 .mode(DIR_MODE)
                 .create(dir)?;
-            open(&tmp)?
+            open(&tmp, direct.is_some())
         }
-        Err(e) => return Err(e),
+        r => r,
+    };
+    let mut f = match (opened, direct) {
+        (Ok(f), _) => f,
+        (Err(e), Some(flag)) if e.raw_os_error() == Some(libc::EINVAL) => {
+            flag.store(false, Ordering::Relaxed);
+            return write_atomic_with(root, path, data, None);
+        }
+        (Err(e), _) => return Err(e),
     };
     let result = (|| {
-        f.write_all(data)?;
+        if direct.is_some() {
+            write_direct(&f, data)?;
+        } else {
+            f.write_all(data)?;
+        }
         f.sync_all()?;
         drop(f);
         std::fs::rename(&tmp, path)?;
         std::fs::File::open(dir)?.sync_all()
     })();
-    if result.is_err() {
-        let _ = std::fs::remove_file(&tmp);
+    match (result, direct) {
+        (Ok(()), _) => Ok(()),
+        (Err(e), Some(flag)) if e.raw_os_error() == Some(libc::EINVAL) => {
+            let _ = std::fs::remove_file(&tmp);
+            flag.store(false, Ordering::Relaxed);
+            write_atomic_with(root, path, data, None)
+        }
+        (Err(e), _) => {
+            let _ = std::fs::remove_file(&tmp);
+            Err(e)
+        }
     }
-    result
+}
+
+thread_local! {
+    /// Tests only: take the direct path even for an unaligned buffer (which the kernel
+    /// then refuses), to exercise the fallback.
+    static FORCE_DIRECT: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// Writes `data` (aligned address) to a new file opened with `O_DIRECT`: the aligned
+/// body in place, then the last partial block through a small aligned buffer padded with
+/// zeros, then the file is cut back to `data.len()`.
+fn write_direct(f: &std::fs::File, data: &[u8]) -> std::io::Result<()> {
+    use std::os::unix::fs::FileExt;
+    let body = data.len() - data.len() % DIRECT_IO_ALIGN;
+    let (head, tail) = data.split_at(body);
+    f.write_all_at(head, 0)?;
+    if !tail.is_empty() {
+        let mut buf = vec![0u8; 2 * DIRECT_IO_ALIGN];
+        let at = buf.as_ptr().align_offset(DIRECT_IO_ALIGN);
+        let block = buf
+            .get_mut(at..at + DIRECT_IO_ALIGN)
+            .ok_or_else(|| std::io::Error::other("cannot align the last block"))?;
+        block
+            .get_mut(..tail.len())
+            .ok_or_else(|| std::io::Error::other("last block longer than the alignment"))?
+            .copy_from_slice(tail);
+        f.write_all_at(block, body as u64)?;
+        f.set_len(data.len() as u64)?;
+    }
+    Ok(())
 }
 
 fn read_range(path: &Path, range: Option<Range<u64>>) -> std::io::Result<Vec<u8>> {
@@ -415,7 +528,8 @@ impl BlobStorage for FilesystemStorage {
         let this = self.clone();
         let id = id.clone();
         blocking(move || {
-            write_atomic(&this.root, &path, &data).map_err(|e| this.err("put", id.as_str(), &e))
+            write_atomic_with(&this.root, &path, &data, Some(&this.direct_io))
+                .map_err(|e| this.err("put", id.as_str(), &e))
         })
         .await
     }
@@ -522,5 +636,110 @@ mod tests {
         s.delete(&BlobId::from(ids[0])).await.unwrap();
         assert_eq!(s.list("p").await.unwrap().len(), 0);
         assert!(s.blob_path(&BlobId::from("../etc")).is_err());
+    }
+
+    /// `len` bytes of a pattern, starting `skew` bytes after a 4096-aligned address.
+    fn pattern(len: usize, skew: usize) -> Bytes {
+        let mut v = vec![0u8; len + DIRECT_IO_ALIGN + skew];
+        let at = v.as_ptr().align_offset(DIRECT_IO_ALIGN) + skew;
+        for (i, b) in v[at..at + len].iter_mut().enumerate() {
+            *b = (i * 7 + i / 4093) as u8;
+        }
+        Bytes::from(v).slice(at..at + len)
+    }
+
+    fn leftovers(root: &Path) -> Vec<PathBuf> {
+        let mut out = Vec::new();
+        let mut stack = vec![root.to_path_buf()];
+        while let Some(d) = stack.pop() {
+            for e in std::fs::read_dir(&d).unwrap() {
+                let p = e.unwrap().path();
+                if p.is_dir() {
+                    stack.push(p);
+                } else if p.to_string_lossy().contains(".tmp.") {
+                    out.push(p);
+                }
+            }
+        }
+        out
+    }
+
+    #[tokio::test]
+    async fn large_aligned_blobs_round_trip_with_and_without_direct_io() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = FilesystemStorage::create(dir.path().join("repo")).unwrap();
+        let cases = [
+            // (length, skew from alignment): tail block, exact blocks, unaligned, small
+            (3 * DIRECT_IO_MIN + 123, 0),
+            (DIRECT_IO_MIN, 0),
+            (2 * DIRECT_IO_MIN + 1, 1),
+            (DIRECT_IO_MIN - 1, 0),
+        ];
+        for direct in [true, false] {
+            s.set_direct_io(direct);
+            for (n, &(len, skew)) in cases.iter().enumerate() {
+                let id = BlobId::new(format!("p{direct}{n:030}"));
+                let data = pattern(len, skew);
+                assert_eq!(data.as_ptr().align_offset(DIRECT_IO_ALIGN) == 0, skew == 0);
+                s.put(&id, data.clone()).await.unwrap();
+                let path = s.blob_path(&id).unwrap();
+                assert_eq!(std::fs::metadata(&path).unwrap().len(), len as u64);
+                assert!(s.get(&id, None).await.unwrap() == data, "{direct} {len}");
+                let tail = (len - 5) as u64..len as u64;
+                assert_eq!(s.get(&id, Some(tail)).await.unwrap(), data.slice(len - 5..));
+                // Replacing a blob works the same way.
+                s.put(&id, data.clone()).await.unwrap();
+                assert!(s.get(&id, None).await.unwrap() == data);
+            }
+        }
+        assert!(leftovers(s.root()).is_empty());
+    }
+
+    #[test]
+    fn refused_direct_io_falls_back_to_buffered_writes() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = FilesystemStorage::create(dir.path().join("repo")).unwrap();
+        // An address one byte past alignment: filesystems that support O_DIRECT refuse
+        // the write with EINVAL, and the blob must then be written buffered.
+        let data = pattern(2 * DIRECT_IO_MIN + 77, 1);
+        let path = s.blob_path(&BlobId::from("pfallback0123456789")).unwrap();
+        let flag = AtomicBool::new(true);
+        FORCE_DIRECT.set(true);
+        let r = write_atomic_with(s.root(), &path, &data, Some(&flag));
+        FORCE_DIRECT.set(false);
+        r.unwrap();
+        assert!(std::fs::read(&path).unwrap() == data[..]);
+        assert!(leftovers(s.root()).is_empty());
+        eprintln!(
+            "direct I/O still on after an unaligned write: {} (off means the fallback ran)",
+            flag.load(Ordering::Relaxed)
+        );
+    }
+
+    #[test]
+    fn direct_io_switch() {
+        for (v, want) in [
+            (None, true),
+            (Some("1"), true),
+            (Some("on"), true),
+            (Some("0"), false),
+            (Some(" OFF "), false),
+            (Some("false"), false),
+            (Some("no"), false),
+        ] {
+            assert_eq!(direct_io_wanted(v), want, "{v:?}");
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let s = FilesystemStorage::create(dir.path().join("repo")).unwrap();
+        let on_by_default = std::env::var(DIRECT_IO_ENV).is_err();
+        if on_by_default {
+            assert!(s.direct_io());
+        }
+        s.set_direct_io(false);
+        assert!(!s.direct_io());
+        // Clones share the switch (the fallback turns it off for every user).
+        let c = s.clone();
+        c.set_direct_io(true);
+        assert!(s.direct_io());
     }
 }

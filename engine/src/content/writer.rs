@@ -364,10 +364,14 @@ impl ContentWriter {
     fn new_pack(&self, meta: bool) -> PendingPack {
         let r: [u8; 16] = rand::random();
         let prefix = if meta { 'q' } else { 'p' };
-        let mut builder = PackBuilder::new(rand::random());
         // Reserved up front (the pages are only touched as payloads arrive): growing by
-        // doubling would copy the pack several times and overshoot to 32 MiB.
-        builder.reserve(self.max_pack_size + SCRATCH_KEEP);
+        // doubling would copy the pack several times and overshoot to 32 MiB. Aligned so
+        // the filesystem backend can write it with direct I/O.
+        let builder = PackBuilder::aligned(
+            rand::random(),
+            self.max_pack_size + SCRATCH_KEEP,
+            crate::blob::filesystem::DIRECT_IO_ALIGN,
+        );
         PendingPack {
             id: BlobId::new(format!("{prefix}{}-{}", hex::encode(r), self.session_id)),
             builder,
@@ -439,8 +443,8 @@ impl ContentWriter {
             .map_err(|e| Error::format(format!("local index of pack {id}"), e))?;
         let mut padding = vec![0u8; 4096];
         rand::Rng::fill(&mut rand::thread_rng(), padding.as_mut_slice());
-        let bytes = builder.finish(&padding, &encrypted_index, iv.as_slice());
-        self.put_blob(id, Bytes::from(bytes))?;
+        let (buf, lead) = builder.finish_aligned(&padding, &encrypted_index, iv.as_slice());
+        self.put_blob(id, Bytes::from(buf).slice(lead..))?;
         self.stats.packs_written.fetch_add(1, Ordering::Relaxed);
         lock(&self.state).committed.extend(entries);
         Ok(())
