@@ -15,7 +15,7 @@
 use std::fmt;
 use std::str::FromStr;
 
-use aes_gcm::aead::{AeadInPlace, KeyInit};
+use aws_lc_rs::aead;
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
 
@@ -290,6 +290,19 @@ impl ContentCipher {
     }
 }
 
+/// The AEAD of `alg` keyed with `key` (aws-lc: AES-GCM with AES-NI/VAES and carry-less
+/// multiplication, ChaCha20-Poly1305 with SIMD; several times faster than the portable
+/// implementations on the hot path of every backup and restore).
+fn aead_key(alg: EncryptionAlgorithm, key: &[u8; 32]) -> Result<aead::LessSafeKey> {
+    let algorithm = match alg {
+        EncryptionAlgorithm::Aes256GcmHmacSha256 => &aead::AES_256_GCM,
+        EncryptionAlgorithm::ChaCha20Poly1305HmacSha256 => &aead::CHACHA20_POLY1305,
+    };
+    let key = aead::UnboundKey::new(algorithm, key)
+        .map_err(|_| Error::invalid("content key", "rejected by the AEAD"))?;
+    Ok(aead::LessSafeKey::new(key))
+}
+
 /// Seals `body` in place; returns the tag.
 pub(crate) fn seal_in_place(
     alg: EncryptionAlgorithm,
@@ -298,18 +311,16 @@ pub(crate) fn seal_in_place(
     aad: &[u8],
     body: &mut [u8],
 ) -> Result<[u8; TAG_LEN]> {
-    let too_long = |_| Error::invalid("plaintext", "too long for the AEAD");
-    let tag = match alg {
-        EncryptionAlgorithm::Aes256GcmHmacSha256 => aes_gcm::Aes256Gcm::new(key.into())
-            .encrypt_in_place_detached(nonce.into(), aad, body)
-            .map_err(too_long)?,
-        EncryptionAlgorithm::ChaCha20Poly1305HmacSha256 => {
-            chacha20poly1305::ChaCha20Poly1305::new(key.into())
-                .encrypt_in_place_detached(nonce.into(), aad, body)
-                .map_err(too_long)?
-        }
-    };
-    Ok(tag.into())
+    let tag = aead_key(alg, key)?
+        .seal_in_place_separate_tag(
+            aead::Nonce::assume_unique_for_key(*nonce),
+            aead::Aad::from(aad),
+            body,
+        )
+        .map_err(|_| Error::invalid("plaintext", "too long for the AEAD"))?;
+    tag.as_ref()
+        .try_into()
+        .map_err(|_| Error::invalid("AEAD tag", "not 16 bytes"))
 }
 
 /// Opens `body` in place with the detached `tag`; `Err(())` on authentication failure.
@@ -321,19 +332,20 @@ pub(crate) fn open_in_place(
     body: &mut [u8],
     tag: &[u8],
 ) -> std::result::Result<(), ()> {
-    if nonce.len() != NONCE_LEN || tag.len() != TAG_LEN {
+    let nonce: [u8; NONCE_LEN] = nonce.try_into().map_err(|_| ())?;
+    if tag.len() != TAG_LEN {
         return Err(());
     }
-    match alg {
-        EncryptionAlgorithm::Aes256GcmHmacSha256 => aes_gcm::Aes256Gcm::new(key.into())
-            .decrypt_in_place_detached(nonce.into(), aad, body, tag.into())
-            .map_err(|_| ()),
-        EncryptionAlgorithm::ChaCha20Poly1305HmacSha256 => {
-            chacha20poly1305::ChaCha20Poly1305::new(key.into())
-                .decrypt_in_place_detached(nonce.into(), aad, body, tag.into())
-                .map_err(|_| ())
-        }
-    }
+    aead_key(alg, key)
+        .map_err(|_| ())?
+        .open_in_place_separate_tag(
+            aead::Nonce::assume_unique_for_key(nonce),
+            aead::Aad::from(aad),
+            tag,
+            body,
+        )
+        .map(|_| ())
+        .map_err(|_| ())
 }
 
 /// The IV of a blob-crypto blob: hex-decode of the last 32 hex characters of the blob ID up to
