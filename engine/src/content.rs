@@ -26,6 +26,7 @@ use crate::blob::{BlobMetadata, BlobStorage};
 use crate::cache::Cache;
 use crate::{Error, ErrorKind, Result, cpu};
 
+pub mod metapacks;
 pub mod writer;
 
 /// How many index blobs are fetched at once while loading.
@@ -319,6 +320,8 @@ pub struct ContentReader {
     storage: Arc<dyn BlobStorage>,
     hasher: Hasher,
     cipher: ContentCipher,
+    /// Whole `q` packs (see [`metapacks`]); `None` reads every content by range.
+    metadata: Option<Arc<metapacks::MetadataPacks>>,
 }
 
 /// The largest original length a content may claim (index v2 lengths are < 2^28).
@@ -331,7 +334,19 @@ impl ContentReader {
             storage,
             hasher,
             cipher,
+            metadata: None,
         }
+    }
+
+    /// Reads contents of `q` packs through `packs` (whole packs, fetched once).
+    pub fn with_metadata_packs(mut self, packs: Option<Arc<metapacks::MetadataPacks>>) -> Self {
+        self.metadata = packs;
+        self
+    }
+
+    /// The metadata pack cache in use, if any.
+    pub fn metadata_packs(&self) -> Option<&Arc<metapacks::MetadataPacks>> {
+        self.metadata.as_ref()
     }
 
     /// The repository hasher.
@@ -353,7 +368,29 @@ impl ContentReader {
     pub async fn fetch_payload(&self, info: &Info) -> Result<bytes::Bytes> {
         let start = u64::from(info.pack_offset);
         let end = start + u64::from(info.packed_length);
-        match self.storage.get(&info.pack_blob_id, Some(start..end)).await {
+        let from_whole_pack = match &self.metadata {
+            Some(m) if metapacks::is_metadata_pack(&info.pack_blob_id) => {
+                m.get(self.storage.as_ref(), &info.pack_blob_id, start..end)
+                    .await
+            }
+            _ => Ok(None),
+        };
+        let fetched = match from_whole_pack {
+            Ok(Some(b)) if b.len() as u64 == end - start => Ok(b),
+            Ok(Some(b)) => Err(Error::Storage {
+                storage: self.storage.describe(),
+                op: "get",
+                target: info.pack_blob_id.to_string(),
+                kind: ErrorKind::Corrupt,
+                message: format!(
+                    "truncated blob: range {start}..{end} requested but only {} bytes of it exist",
+                    b.len()
+                ),
+            }),
+            Ok(None) => self.storage.get(&info.pack_blob_id, Some(start..end)).await,
+            Err(e) => Err(e),
+        };
+        match fetched {
             Ok(b) => Ok(b),
             Err(e) if e.kind() == ErrorKind::NotFound => Err(Error::Corrupt(format!(
                 "pack blob {} holding content {} is missing",

@@ -17,6 +17,7 @@ use arkiv_format::snapshot::{DirManifest, SnapshotManifest};
 use crate::blob::BlobStorage;
 use crate::cache::Cache;
 use crate::clock::{SharedClock, SystemClock};
+use crate::content::metapacks::{self, MetadataPacks};
 use crate::content::{ContentReader, IndexSet};
 use crate::{Error, ErrorKind, Result, cpu};
 
@@ -145,8 +146,13 @@ impl Repository {
             cache.as_deref(),
         )
         .await?;
+        let metadata_packs = Arc::new(MetadataPacks::new(
+            metapacks::DEFAULT_MEMORY_BYTES,
+            cache.clone(),
+        ));
         Ok(Repository {
-            contents: ContentReader::new(storage.clone(), hasher, cipher),
+            contents: ContentReader::new(storage.clone(), hasher, cipher)
+                .with_metadata_packs(Some(metadata_packs)),
             storage,
             format: Arc::new(format),
             indexes: Arc::new(indexes),
@@ -166,6 +172,25 @@ impl Repository {
         .await?;
         self.indexes = Arc::new(idx);
         Ok(())
+    }
+
+    /// This repository with metadata packs read from storage only: held in memory for
+    /// this handle, never taken from the local cache (what `verify` needs: it must see the
+    /// repository's bytes, not a local copy).
+    pub fn with_metadata_from_storage(&self) -> Repository {
+        let mut r = self.clone();
+        r.contents = r
+            .contents
+            .with_metadata_packs(Some(Arc::new(MetadataPacks::new(
+                metapacks::DEFAULT_MEMORY_BYTES,
+                None,
+            ))));
+        r
+    }
+
+    /// The content reader (storage, hash, cipher and metadata pack cache).
+    pub fn contents(&self) -> &ContentReader {
+        &self.contents
     }
 
     /// The local cache, when one could be opened.

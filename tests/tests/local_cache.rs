@@ -68,3 +68,70 @@ fn corrupt_or_unusable_cache_never_breaks_a_run() {
     assert!(repo.cache().is_none());
     assert_eq!(rt.block_on(repo.snapshots()).unwrap().len(), 1);
 }
+
+/// Walks every directory of every snapshot; returns how many listings were read.
+fn walk_all(rt: &tokio::runtime::Runtime, repo: &Repository) -> arkiv_engine::Result<usize> {
+    rt.block_on(async {
+        let mut n = 0;
+        for s in repo.snapshots().await? {
+            let mut stack = vec![s.manifest.root_entry.expect("root entry").object];
+            while let Some(oid) = stack.pop() {
+                let d = repo.read_dir(&oid).await?;
+                n += 1;
+                for e in d.entries {
+                    if e.entry_type == arkiv_format::snapshot::EntryType::Directory {
+                        stack.push(e.object);
+                    }
+                }
+            }
+        }
+        Ok(n)
+    })
+}
+
+#[test]
+fn metadata_packs_come_from_the_cache_but_verify_reads_the_repository() {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let (_tmp, repo_dir) = fixture_copy("repo-a");
+    let cache_tmp = tempfile::tempdir().unwrap();
+    let cache_dir = cache_tmp.path().join("cache");
+    let fs = || -> Arc<dyn BlobStorage> { Arc::new(FilesystemStorage::open(&repo_dir).unwrap()) };
+
+    // A first run reads every listing: each q pack is fetched whole, once.
+    let first = open_with(&rt, fs(), Some(&cache_dir)).unwrap();
+    let dirs = walk_all(&rt, &first).unwrap();
+    let q_packs = blob_files(&repo_dir, "q").len() as u64;
+    let stats = first.contents().metadata_packs().unwrap().stats();
+    assert!(dirs > 3, "{dirs}");
+    assert!(stats.fetches >= 1 && stats.fetches <= q_packs, "{stats:?}");
+    drop(first);
+
+    // With q pack reads failing at the storage, the next run still reads every listing
+    // from the local cache; without the cache it cannot.
+    let faulty = Arc::new(FaultyStorage::new(fs()));
+    faulty.fail_permanently(Op::Get, "q", ErrorKind::Transient);
+    let cached = open_with(&rt, faulty.clone(), Some(&cache_dir)).unwrap();
+    assert_eq!(walk_all(&rt, &cached).unwrap(), dirs);
+    let uncached = open_with(&rt, faulty, None).unwrap();
+    assert_eq!(
+        walk_all(&rt, &uncached).unwrap_err().kind(),
+        ErrorKind::Transient
+    );
+
+    // Damage every q pack in the repository. Reads through the cache still see the intact
+    // copies, but verify must report the damage: it reads the repository, not the cache.
+    for f in blob_files(&repo_dir, "q") {
+        let mut b = std::fs::read(&f).unwrap();
+        b[40] ^= 0x01;
+        std::fs::write(&f, b).unwrap();
+    }
+    let repo = open_with(&rt, fs(), Some(&cache_dir)).unwrap();
+    let report = rt
+        .block_on(arkiv_engine::verify::verify(
+            &repo,
+            &arkiv_engine::verify::VerifyOptions::default(),
+        ))
+        .unwrap();
+    assert!(!report.problems.is_empty(), "{report:?}");
+    assert_fixtures_unchanged();
+}
