@@ -644,9 +644,14 @@ impl OutFile {
         if pos != written_end {
             f.set_len(pos).map_err(io_tmp)?;
         }
-        meta.apply(&self.tmp, false).map_err(io_tmp)?;
+        meta.apply_to_file(f).map_err(io_tmp)?;
         self.file = None;
-        replace_with_blocking(meta.delete_extra, &self.tmp, dst)
+        let r = replace_with_blocking(meta.delete_extra, &self.tmp, dst);
+        if r.is_err() {
+            // Not renamed: do not leave the temporary name behind.
+            let _ = std::fs::remove_file(&self.tmp);
+        }
+        r
     }
 }
 
@@ -669,40 +674,41 @@ impl FileMeta {
         }
     }
 
-    fn apply(&self, p: &Path, symlink: bool) -> std::io::Result<()> {
+    /// Owner, mode and mtime through the open file (no path lookups).
+    fn apply_to_file(&self, f: &std::fs::File) -> std::io::Result<()> {
         use std::os::unix::fs::PermissionsExt;
         if let Some((uid, gid)) = self.owners {
             // chown before chmod: chown clears setuid/setgid bits.
-            std::os::unix::fs::lchown(p, Some(uid), Some(gid))?;
+            std::os::unix::fs::fchown(f, Some(uid), Some(gid))?;
         }
-        if symlink {
-            filetime::set_symlink_file_times(p, self.mtime, self.mtime)
-        } else {
-            std::fs::set_permissions(p, std::fs::Permissions::from_mode(self.mode))?;
-            filetime::set_file_times(p, self.mtime, self.mtime)
-        }
+        f.set_permissions(std::fs::Permissions::from_mode(self.mode))?;
+        filetime::set_file_handle_times(f, Some(self.mtime), Some(self.mtime))
     }
 }
 
 /// [`replace_with`] on a blocking thread; returns whether a directory was deleted.
 fn replace_with_blocking(delete_extra: bool, tmp: &Path, dst: &Path) -> Result<bool> {
-    let mut deleted = false;
-    if let Ok(m) = std::fs::symlink_metadata(dst) {
-        if m.is_dir() {
+    // The common case (nothing there, or a file) needs no look first: rename replaces a
+    // file and fails on a directory.
+    let Err(rename_error) = std::fs::rename(tmp, dst) else {
+        return Ok(false);
+    };
+    match std::fs::symlink_metadata(dst) {
+        Ok(m) if m.is_dir() => {
             if delete_extra {
                 std::fs::remove_dir_all(dst).map_err(|e| Error::io(dst, e))?;
-                deleted = true;
+                std::fs::rename(tmp, dst).map_err(|e| Error::io(dst, e))?;
+                Ok(true)
             } else {
                 let _ = std::fs::remove_file(tmp);
-                return Err(Error::Config(format!(
+                Err(Error::Config(format!(
                     "{} is a directory in the target but not in the snapshot (use delete-extra to replace it)",
                     dst.display()
-                )));
+                )))
             }
         }
+        _ => Err(Error::io(dst, rename_error)),
     }
-    std::fs::rename(tmp, dst).map_err(|e| Error::io(dst, e))?;
-    Ok(deleted)
 }
 
 async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> Result<T> {
