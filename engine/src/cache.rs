@@ -7,7 +7,7 @@
 //!   name, so a row is valid as long as the blob is still listed; the caller checks the listing
 //!   and calls [`Cache::retain_index_blobs`] with it.
 //! * `metadata_packs`: whole `q` pack blobs, raw (still encrypted). Every content read from them
-//!   is still decrypted and hash-verified by the caller.
+//!   is still decrypted and authenticated by the caller.
 //! * `kv`: small values (last known write epoch, the index blob set last loaded...).
 //!
 //! Invariants:

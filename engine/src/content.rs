@@ -6,8 +6,16 @@
 //! decrypted bytes and searched in place, so millions of entries cost their bytes only.
 //!
 //! Reading a content: look up the winning entry (§8.4), fetch its byte range from the pack,
-//! decrypt (authenticated), decompress as the entry says, and check that the plaintext
-//! hashes to the content ID. Any failure names the content and the pack.
+//! decrypt and authenticate it, and decompress as the entry says. Any failure names the
+//! content and the pack.
+//!
+//! Authentication is what proves a payload is the content it claims to be: the AEAD key of a
+//! content is `HMAC-SHA256(KDS, content ID)`, so a payload that opens under it was sealed for
+//! that very ID by a holder of the master key. Kopia relies on exactly this on every read
+//! (`repo/content/committed_read_manager.go`, `decryptAndVerify`: "already verified") and
+//! does not re-hash. A reader made [`ContentReader::with_hash_check`] (what `verify` uses)
+//! also re-hashes the plaintext and compares it with the content ID, which catches a writer
+//! that sealed other bytes than it hashed.
 
 use std::cmp::Ordering;
 use std::collections::BinaryHeap;
@@ -322,6 +330,8 @@ pub struct ContentReader {
     cipher: ContentCipher,
     /// Whole `q` packs (see [`metapacks`]); `None` reads every content by range.
     metadata: Option<Arc<metapacks::MetadataPacks>>,
+    /// Re-hash every plaintext and compare with the content ID (on top of the AEAD).
+    hash_check: bool,
 }
 
 /// The largest original length a content may claim (index v2 lengths are < 2^28).
@@ -335,7 +345,15 @@ impl ContentReader {
             hasher,
             cipher,
             metadata: None,
+            hash_check: false,
         }
+    }
+
+    /// Also re-hashes each plaintext and compares it with its content ID (see the module
+    /// documentation; costs a BLAKE2b/SHA pass over everything read).
+    pub fn with_hash_check(mut self, on: bool) -> Self {
+        self.hash_check = on;
+        self
     }
 
     /// Reads contents of `q` packs through `packs` (whole packs, fetched once).
@@ -464,6 +482,9 @@ impl ContentReader {
         } else {
             plain
         };
+        if !self.hash_check {
+            return Ok(data);
+        }
         let actual = self.hasher.hash(&data);
         if actual.as_slice() != id.hash() {
             return Err(Error::format(
@@ -476,5 +497,78 @@ impl ContentReader {
             ));
         }
         Ok(data)
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::indexing_slicing)]
+mod tests {
+    use super::*;
+    use crate::blob::memory::MemoryStorage;
+    use arkiv_format::encryption::EncryptionAlgorithm;
+    use arkiv_format::hashing::HashAlgorithm;
+
+    /// A pack holding one payload sealed under `id`, and its index entry.
+    async fn sealed(
+        storage: &MemoryStorage,
+        cipher: &ContentCipher,
+        id: ContentId,
+        plain: &[u8],
+    ) -> Info {
+        let payload = cipher.encrypt(id.iv(), plain, [9; 12]).unwrap();
+        let pack = BlobId::from("p0123456789abcdef");
+        storage
+            .put(&pack, bytes::Bytes::from(payload.clone()))
+            .await
+            .unwrap();
+        Info {
+            content_id: id,
+            pack_blob_id: pack,
+            pack_offset: 0,
+            packed_length: payload.len() as u32,
+            original_length: plain.len() as u32,
+            timestamp_seconds: 0,
+            deleted: false,
+            format_version: 2,
+            compression_header_id: 0,
+            encryption_key_id: 0,
+        }
+    }
+
+    #[tokio::test]
+    async fn reads_authenticate_and_verification_also_rehashes() {
+        let storage = Arc::new(MemoryStorage::default());
+        let hasher = Hasher::new(HashAlgorithm::Blake2b256_128, b"hmac secret").unwrap();
+        let cipher =
+            ContentCipher::new(EncryptionAlgorithm::Aes256GcmHmacSha256, &[7; 32]).unwrap();
+        let reader = ContentReader::new(storage.clone(), hasher.clone(), cipher.clone());
+
+        // An honest content: both readers return it.
+        let good = b"the bytes that were hashed";
+        let id = ContentId::from_hash(None, hasher.hash(good).as_slice()).unwrap();
+        let info = sealed(&storage, &cipher, id, good).await;
+        assert_eq!(reader.read(&info).await.unwrap(), good);
+        let checking = reader.clone().with_hash_check(true);
+        assert_eq!(checking.read(&info).await.unwrap(), good);
+
+        // A writer bug: other bytes sealed under that ID. The AEAD cannot tell (the key is
+        // right); only the re-hash does.
+        let info = sealed(&storage, &cipher, id, b"other bytes than were hashed").await;
+        assert_eq!(
+            reader.read(&info).await.unwrap(),
+            b"other bytes than were hashed"
+        );
+        let err = checking.read(&info).await.unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::Corrupt, "{err}");
+        assert!(err.to_string().contains("hash"), "{err}");
+
+        // A payload sealed for another ID, or tampered with, fails authentication in both.
+        let other = ContentId::from_hash(None, hasher.hash(b"x").as_slice()).unwrap();
+        let mut info = sealed(&storage, &cipher, other, good).await;
+        info.content_id = id;
+        for r in [&reader, &checking] {
+            let err = r.read(&info).await.unwrap_err();
+            assert_eq!(err.kind(), ErrorKind::Corrupt, "{err}");
+        }
     }
 }

@@ -174,17 +174,20 @@ impl Repository {
         Ok(())
     }
 
-    /// This repository with metadata packs read from storage only: held in memory for
-    /// this handle, never taken from the local cache (what `verify` needs: it must see the
-    /// repository's bytes, not a local copy).
-    pub fn with_metadata_from_storage(&self) -> Repository {
+    /// This repository as `verify` reads it: metadata packs from storage only (held in
+    /// memory for this handle, never taken from the local cache: verify must see the
+    /// repository's bytes, not a local copy), and every plaintext re-hashed against its
+    /// content ID on top of the AEAD check.
+    pub fn for_verification(&self) -> Repository {
         let mut r = self.clone();
         r.contents = r
             .contents
+            .clone()
             .with_metadata_packs(Some(Arc::new(MetadataPacks::new(
                 metapacks::DEFAULT_MEMORY_BYTES,
                 None,
-            ))));
+            ))))
+            .with_hash_check(true);
         r
     }
 

@@ -72,8 +72,9 @@ fn selected(id: &ContentId, percent: f64) -> bool {
 /// Verifies the repository.
 pub async fn verify(repo: &Repository, opts: &VerifyOptions) -> Result<VerifyReport> {
     let mut report = VerifyReport::default();
-    // Read what the repository holds, not the local cache's copies of metadata packs.
-    let repo = &repo.with_metadata_from_storage();
+    // Read what the repository holds (not the local cache's copies of metadata packs), and
+    // re-hash every content read.
+    let repo = &repo.for_verification();
 
     // 1. Every live index entry points into an existing pack, within its length.
     let mut packs: HashMap<BlobId, u64> = HashMap::new();

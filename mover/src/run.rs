@@ -255,8 +255,9 @@ pub fn mover_main(args: &[String], env: &dyn Fn(&str) -> Option<String>) -> i32 
     code
 }
 
-/// The operation for the summary when the configuration could not be read.
-fn operation_hint(args: &[String], env: &dyn Fn(&str) -> Option<String>) -> Option<Operation> {
+/// The operation asked for (`DIRECTION`, else the argument), read before the configuration
+/// (for the summary when the configuration cannot be read, and to tune the allocator).
+pub fn operation_hint(args: &[String], env: &dyn Fn(&str) -> Option<String>) -> Option<Operation> {
     match env("DIRECTION").as_deref() {
         Some("source") => return Some(Operation::Backup),
         Some("destination") => return Some(Operation::Restore),

@@ -12,8 +12,8 @@
 //! * one fetch per pack even when many readers want it at once.
 //!
 //! Packs are immutable by name, so a held copy is never stale. Nothing here is trusted:
-//! every content cut from a pack is still decrypted (authenticated) and hash-verified by
-//! the caller, exactly as a range read would be.
+//! every content cut from a pack is still decrypted and authenticated by the caller,
+//! exactly as a range read would be.
 
 use std::collections::HashMap;
 use std::ops::Range;
