@@ -328,10 +328,21 @@ pub fn format_go_time(t: &DateTime<Utc>) -> String {
 
 /// Parses an RFC 3339 timestamp with any offset (what Go's `time.Time.UnmarshalJSON`
 /// accepts), returning it in UTC.
+///
+/// A leap second (`:60`) is refused, as Go refuses it ("second out of range"): chrono
+/// would accept it and write it back as another instant (found by the `dir_manifest`
+/// fuzz target).
 pub fn parse_go_time(s: &str) -> Result<DateTime<Utc>> {
-    DateTime::parse_from_rfc3339(s)
+    let t = DateTime::parse_from_rfc3339(s)
         .map(|t| t.with_timezone(&Utc))
-        .map_err(|e| Error::invalid("timestamp", format!("{s:?}: {e}")))
+        .map_err(|e| Error::invalid("timestamp", format!("{s:?}: {e}")))?;
+    if t.timestamp_subsec_nanos() >= 1_000_000_000 {
+        return Err(Error::invalid(
+            "timestamp",
+            format!("{s:?}: second out of range"),
+        ));
+    }
+    Ok(t)
 }
 
 /// Go's zero `time.Time` (`0001-01-01T00:00:00Z`).
@@ -410,6 +421,17 @@ pub mod time_omit_epoch {
 #[cfg(test)]
 #[allow(clippy::unwrap_used, clippy::indexing_slicing, clippy::panic)]
 mod tests {
+
+    #[test]
+    fn leap_seconds_are_refused_like_go() {
+        assert!(parse_go_time("2016-12-31T23:59:59Z").is_ok());
+        let e = parse_go_time("2016-12-31T23:59:60Z").unwrap_err();
+        assert!(e.to_string().contains("second out of range"), "{e}");
+        // The dir_manifest fuzz input: parsed, it re-encoded as another instant.
+        let listing = br#"{"stream":"kopia:directory","entries":[{"name":"ec74ab3b51a0dfb0"}],"summary":{"si~e":29,"files":1,"symlinks":0,"dirs":1,"maxTime":"2302-11-15T08:13:60Z","numFailed":0}}"#;
+        assert!(crate::snapshot::DirManifest::parse(listing).is_err());
+    }
+
     use super::*;
     use std::collections::BTreeMap;
 

@@ -173,9 +173,7 @@ fn ser_time<S: Serializer>(t: &DateTime<Utc>, s: S) -> std::result::Result<S::Ok
 
 fn de_time<'de, D: Deserializer<'de>>(d: D) -> std::result::Result<DateTime<Utc>, D::Error> {
     let s = std::borrow::Cow::<'de, str>::deserialize(d)?;
-    DateTime::parse_from_rfc3339(&s)
-        .map(|t| t.with_timezone(&Utc))
-        .map_err(serde::de::Error::custom)
+    crate::gojson::parse_go_time(&s).map_err(serde::de::Error::custom)
 }
 
 /// Go's `time.RFC3339Nano` for a UTC time: fractional seconds with trailing zeros removed

@@ -127,9 +127,10 @@ pub(crate) mod go_time {
         s
     }
 
-    /// Parses RFC 3339 (any offset, converted to UTC), as Go's `Time.UnmarshalJSON` accepts.
-    pub(crate) fn parse(s: &str) -> Result<DateTime<Utc>, chrono::ParseError> {
-        DateTime::parse_from_rfc3339(s).map(|t| t.with_timezone(&Utc))
+    /// Parses RFC 3339 (any offset, converted to UTC), as Go's `Time.UnmarshalJSON` accepts
+    /// (leap seconds refused, like Go: [`crate::gojson::parse_go_time`]).
+    pub(crate) fn parse(s: &str) -> crate::Result<DateTime<Utc>> {
+        crate::gojson::parse_go_time(s)
     }
 
     pub(crate) fn serialize<S: Serializer>(t: &DateTime<Utc>, s: S) -> Result<S::Ok, S::Error> {
