@@ -314,7 +314,7 @@ fn write_atomic_with(
     let direct = direct.filter(|d| {
         d.load(Ordering::Relaxed)
             && data.len() >= DIRECT_IO_MIN
-            && (data.as_ptr().align_offset(DIRECT_IO_ALIGN) == 0 || FORCE_DIRECT.get())
+            && (data.as_ptr().align_offset(DIRECT_IO_ALIGN) == 0 || force_direct())
     });
     let open = |p: &Path, direct: bool| {
         std::fs::OpenOptions::new()
@@ -367,10 +367,21 @@ fn write_atomic_with(
     }
 }
 
+#[cfg(test)]
 thread_local! {
     /// Tests only: take the direct path even for an unaligned buffer (which the kernel
     /// then refuses), to exercise the fallback.
     static FORCE_DIRECT: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+#[cfg(test)]
+fn force_direct() -> bool {
+    FORCE_DIRECT.get()
+}
+
+#[cfg(not(test))]
+fn force_direct() -> bool {
+    false
 }
 
 /// Writes `data` (aligned address) to a new file opened with `O_DIRECT`: the aligned
