@@ -45,6 +45,9 @@ struct Inner {
     tick: u64,
     /// One cell per pack being fetched: later readers wait on the first one's fetch.
     loading: HashMap<BlobId, Arc<OnceCell<Bytes>>>,
+    /// Packs found larger than the budget: read by range from then on, never fetched whole
+    /// again.
+    oversized: std::collections::HashSet<BlobId>,
     fetches: u64,
 }
 
@@ -106,8 +109,15 @@ impl MetadataPacks {
         id: &BlobId,
         range: Range<u64>,
     ) -> Result<Option<Bytes>> {
+        if range.end > self.budget as u64 {
+            // The pack is at least that long: more than we would hold.
+            return Ok(None);
+        }
         let cell = {
             let mut inner = self.lock();
+            if inner.oversized.contains(id) {
+                return Ok(None);
+            }
             inner.tick += 1;
             let tick = inner.tick;
             if let Some(h) = inner.held.get_mut(id) {
@@ -140,6 +150,8 @@ impl MetadataPacks {
                         inner.bytes -= old.data.len();
                     }
                     evict(&mut inner, self.budget);
+                } else {
+                    inner.oversized.insert(id.clone());
                 }
                 inner.loading.remove(id);
                 Ok::<_, crate::Error>(data)
@@ -284,13 +296,24 @@ mod tests {
         assert_eq!(m.stats().fetches, 3);
         m.get(&s, &BlobId::from("qb"), 0..4).await.unwrap().unwrap();
         assert_eq!(m.stats().fetches, 4);
-        // Larger than the budget: not held, the caller reads the range.
+        // Larger than the budget: not held, the caller reads the range; fetched whole once
+        // only, and not at all when the range already lies beyond the budget.
+        for _ in 0..3 {
+            assert!(
+                m.get(&s, &BlobId::from("qbig"), 0..4)
+                    .await
+                    .unwrap()
+                    .is_none()
+            );
+        }
+        assert_eq!(m.stats().fetches, 5);
         assert!(
-            m.get(&s, &BlobId::from("qbig"), 0..4)
+            m.get(&s, &BlobId::from("qfar"), 1500..1504)
                 .await
                 .unwrap()
                 .is_none()
         );
+        assert_eq!(m.stats().fetches, 5);
         assert!(m.stats().bytes <= 1000);
     }
 
