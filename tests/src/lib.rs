@@ -329,7 +329,14 @@ pub mod s3 {
         )
         .to_lowercase()
         .replace('_', "-");
-        let mut sock = std::net::TcpStream::connect(endpoint).expect("connect to S3 server");
+        create_bucket(endpoint, &bucket);
+        bucket
+    }
+
+    /// Creates `bucket` with an unsigned `PUT /bucket` (moto accepts it).
+    pub fn create_bucket(endpoint: &str, bucket: &str) {
+        let mut sock = std::net::TcpStream::connect(endpoint)
+            .unwrap_or_else(|e| panic!("connect to S3 server {endpoint}: {e}"));
         write!(
             sock,
             "PUT /{bucket} HTTP/1.1\r\nHost: {endpoint}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
@@ -341,7 +348,6 @@ pub mod s3 {
             resp.starts_with("HTTP/1.1 200"),
             "create bucket {bucket}: {resp}"
         );
-        bucket
     }
 
     /// Environment for an S3 repository `s3://bucket/prefix` on the test server.

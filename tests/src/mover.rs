@@ -298,47 +298,10 @@ pub fn list_snapshots(repo: &Path) -> Vec<serde_json::Value> {
 /// `host:port` of the test S3 server (`ARKIV_S3_ENDPOINT`, set by `.ci/s3-server.sh start`),
 /// or `None` after a loud SKIPPED message; a missing server fails under `CI=true`.
 pub fn s3_endpoint(test: &str) -> Option<String> {
-    match std::env::var("ARKIV_S3_ENDPOINT")
-        .ok()
-        .filter(|v| !v.is_empty())
-    {
-        Some(v) => Some(
-            v.trim_start_matches("http://")
-                .trim_end_matches('/')
-                .to_owned(),
-        ),
-        None if std::env::var("CI").is_ok_and(|v| v == "true") => panic!(
-            "{test}: ARKIV_S3_ENDPOINT is not set under CI=true; start the S3 server with \
-             `eval \"$(.ci/s3-server.sh start)\"`"
-        ),
-        None => {
-            let _ = writeln!(
-                std::io::stderr(),
-                "\n*** SKIPPED {test}: ARKIV_S3_ENDPOINT is not set; start the S3 server with \
-                 `eval \"$(.ci/s3-server.sh start)\"` ***\n"
-            );
-            None
-        }
-    }
+    crate::s3::endpoint(test)
 }
 
-/// Creates a bucket with an unsigned `PUT /BUCKET` (moto accepts it).
-pub fn create_bucket(endpoint: &str, bucket: &str) {
-    use std::io::Read;
-    let mut sock = std::net::TcpStream::connect(endpoint)
-        .unwrap_or_else(|e| panic!("connect to S3 server {endpoint}: {e}"));
-    let req = format!(
-        "PUT /{bucket} HTTP/1.1\r\nHost: {endpoint}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
-    );
-    sock.write_all(req.as_bytes()).unwrap();
-    let mut resp = Vec::new();
-    sock.read_to_end(&mut resp).unwrap();
-    let head = String::from_utf8_lossy(&resp);
-    assert!(
-        head.starts_with("HTTP/1.1 200"),
-        "create bucket {bucket}: {head}"
-    );
-}
+pub use crate::s3::create_bucket;
 
 /// A bucket name unique to this process.
 pub fn unique_bucket(test: &str) -> String {

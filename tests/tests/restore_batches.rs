@@ -129,18 +129,7 @@ fn damaged_pack_fails_the_batch_cleanly() {
 
     // Short reads of data packs: reported as corruption.
     faulty.truncate_reads("p", 100, u64::MAX);
-    let target = tmp.path().join("restore-short");
-    let err = rt
-        .block_on(restore_entry(
-            &repo,
-            &entry,
-            &target,
-            RestoreOptions::default(),
-        ))
-        .unwrap_err();
-    assert_eq!(err.kind(), ErrorKind::Corrupt, "{err}");
-    let left = leftover_temp_files(&target);
-    assert!(left.is_empty(), "{left:?}");
+    fails_as_corrupt_leaving_nothing(&rt, &repo, &entry, &tmp.path().join("restore-short"));
     faulty.clear_faults();
 
     // A flipped bit in a data pack: the content that holds it fails authentication.
@@ -151,16 +140,25 @@ fn damaged_pack_fails_the_batch_cleanly() {
         }
         std::fs::write(&f, b).unwrap();
     }
-    let target = tmp.path().join("restore-flipped");
+    fails_as_corrupt_leaving_nothing(&rt, &repo, &entry, &tmp.path().join("restore-flipped"));
+}
+
+/// A restore into `target` fails as corruption and leaves no temporary file behind.
+fn fails_as_corrupt_leaving_nothing(
+    rt: &tokio::runtime::Runtime,
+    repo: &Repository,
+    entry: &DirEntry,
+    target: &Path,
+) {
     let err = rt
         .block_on(restore_entry(
-            &repo,
-            &entry,
-            &target,
+            repo,
+            entry,
+            target,
             RestoreOptions::default(),
         ))
         .unwrap_err();
     assert_eq!(err.kind(), ErrorKind::Corrupt, "{err}");
-    let left = leftover_temp_files(&target);
+    let left = leftover_temp_files(target);
     assert!(left.is_empty(), "{left:?}");
 }
