@@ -1,5 +1,6 @@
 //! Snapshots: tree navigation and restore (upload comes with the write path).
 
+mod direct;
 pub mod restore;
 pub mod tree;
 pub mod upload;

@@ -26,6 +26,7 @@ use arkiv_format::snapshot::{DirEntry, EntryType, posix_mode_from_go};
 use filetime::FileTime;
 use futures::{FutureExt, StreamExt};
 
+use super::direct::{self, DataWriter, DirectPolicy};
 use super::tree::validate_listing;
 use crate::repo::Repository;
 use crate::{Error, Result};
@@ -96,6 +97,8 @@ struct Ctx {
     budget: Arc<tokio::sync::Semaphore>,
     /// Set on the first error: no new work starts, running work finishes.
     stop: Arc<std::sync::atomic::AtomicBool>,
+    /// Whether large files are written with direct I/O.
+    direct: Arc<DirectPolicy>,
 }
 
 impl Ctx {
@@ -124,8 +127,19 @@ pub async fn restore_entry(
     target: &Path,
     opts: RestoreOptions,
 ) -> Result<RestoreStats> {
+    let dir = match entry.entry_type {
+        EntryType::Directory => {
+            tokio::fs::create_dir_all(target)
+                .await
+                .map_err(|e| Error::io(target, e))?;
+            target
+        }
+        _ => target.parent().unwrap_or(Path::new(".")),
+    };
+    let direct = Arc::new(DirectPolicy::for_target(dir));
     let ctx = Arc::new(Ctx {
         repo: repo.clone(),
+        direct,
         files: tokio::sync::Semaphore::new(opts.parallel_files.max(1)),
         budget: Arc::new(tokio::sync::Semaphore::new(CHUNK_BUDGET_KIB as usize)),
         stop: Arc::default(),
@@ -135,9 +149,6 @@ pub async fn restore_entry(
     });
     match entry.entry_type {
         EntryType::Directory => {
-            tokio::fs::create_dir_all(target)
-                .await
-                .map_err(|e| Error::io(target, e))?;
             restore_dir(ctx.clone(), entry.clone(), target.to_path_buf()).await?;
         }
         EntryType::File => restore_file(&ctx, entry, target).await?,
@@ -434,12 +445,7 @@ async fn restore_batch(ctx: &Ctx, batch: SmallBatch, dir: &Path) -> Result<()> {
                 );
             }
             let dst = dir.join(&entry.name);
-            let mut out = OutFile {
-                file: None,
-                tmp: temp_name(&dir, &entry.name),
-                pos: 0,
-                written_end: 0,
-            };
+            let mut out = OutFile::buffered(temp_name(&dir, &entry.name));
             let r = out
                 .write(&data)
                 .map_err(|e| Error::io(&out.tmp, e))
@@ -578,12 +584,8 @@ async fn restore_symlink(ctx: &Ctx, entry: &DirEntry, path: &Path) -> Result<()>
 
 async fn restore_file(ctx: &Ctx, entry: &DirEntry, path: &Path) -> Result<()> {
     let dir = path.parent().unwrap_or(Path::new("."));
-    let mut out = OutFile {
-        file: None,
-        tmp: temp_name(dir, &entry.name),
-        pos: 0,
-        written_end: 0,
-    };
+    let size = u64::try_from(entry.size).unwrap_or(0);
+    let mut out = OutFile::new(temp_name(dir, &entry.name), size, &ctx.direct);
     let result = write_file(ctx, entry, path, &mut out).await;
     if result.is_err() && out.file.is_some() {
         let _ = tokio::fs::remove_file(&out.tmp).await;
@@ -599,51 +601,78 @@ async fn restore_file(ctx: &Ctx, entry: &DirEntry, path: &Path) -> Result<()> {
 struct OutFile {
     file: Option<std::fs::File>,
     tmp: PathBuf,
-    pos: u64,
-    written_end: u64,
+    data: DataWriter,
+    /// Until the file is opened: the policy, when the file is to be written with direct I/O.
+    direct: Option<Arc<DirectPolicy>>,
 }
 
 impl OutFile {
-    fn open(&mut self) -> std::io::Result<&mut std::fs::File> {
-        use std::os::unix::fs::OpenOptionsExt;
-        match &mut self.file {
-            Some(f) => Ok(f),
-            f => Ok(f.insert(
-                std::fs::OpenOptions::new()
-                    .write(true)
-                    .create_new(true)
-                    .mode(0o600)
-                    .open(&self.tmp)?,
-            )),
+    fn buffered(tmp: PathBuf) -> Self {
+        OutFile {
+            file: None,
+            tmp,
+            data: DataWriter::buffered(),
+            direct: None,
         }
+    }
+
+    /// A file written with direct I/O when `policy` wants it for `size` bytes.
+    fn new(tmp: PathBuf, size: u64, policy: &Arc<DirectPolicy>) -> Self {
+        OutFile {
+            direct: policy.wants(size).then(|| policy.clone()),
+            ..OutFile::buffered(tmp)
+        }
+    }
+
+    fn open(&mut self) -> std::io::Result<()> {
+        use std::os::unix::fs::OpenOptionsExt;
+        if self.file.is_some() {
+            return Ok(());
+        }
+        let open = |flags| {
+            std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .mode(0o600)
+                .custom_flags(flags)
+                .open(&self.tmp)
+        };
+        let f = match self.direct.take() {
+            None => open(0)?,
+            Some(policy) => match open(libc::O_DIRECT) {
+                Ok(f) => {
+                    self.data = DataWriter::direct(policy);
+                    f
+                }
+                Err(e) if direct::is_refusal(&e) => {
+                    policy.refused(&e);
+                    open(0)?
+                }
+                Err(e) => return Err(e),
+            },
+        };
+        self.file = Some(f);
+        Ok(())
     }
 
     /// Writes the next chunk; runs of zeros become holes.
     fn write(&mut self, data: &[u8]) -> std::io::Result<()> {
-        use std::io::{Seek, Write};
-        let len = data.len() as u64;
-        let (pos, written_end) = (self.pos, self.written_end);
-        let f = self.open()?;
-        if !data.iter().all(|&b| b == 0) {
-            if pos != written_end {
-                f.seek(std::io::SeekFrom::Start(pos))?;
-            }
-            f.write_all(data)?;
-            self.written_end = pos + len;
+        self.open()?;
+        match &self.file {
+            Some(f) => self.data.write(f, data),
+            None => Err(std::io::Error::other("file not open")),
         }
-        self.pos = pos + len;
-        Ok(())
     }
 
     /// Sets the length, mode, owner and mtime, and renames the file into place.
     fn finish(&mut self, meta: &FileMeta, dst: &Path) -> Result<bool> {
         let tmp = self.tmp.clone();
         let io_tmp = |e| Error::io(&tmp, e);
-        let (pos, written_end) = (self.pos, self.written_end);
-        let f = self.open().map_err(io_tmp)?;
-        if pos != written_end {
-            f.set_len(pos).map_err(io_tmp)?;
-        }
+        self.open().map_err(io_tmp)?;
+        let Some(f) = &self.file else {
+            return Err(io_tmp(std::io::Error::other("file not open")));
+        };
+        self.data.finish(f).map_err(io_tmp)?;
         meta.apply_to_file(f).map_err(io_tmp)?;
         self.file = None;
         let r = replace_with_blocking(meta.delete_extra, &self.tmp, dst);
@@ -752,15 +781,7 @@ async fn write_file(ctx: &Ctx, entry: &DirEntry, dst: &Path, out: &mut OutFile) 
         .buffered(ctx.opts.chunk_prefetch.max(1));
     let mut stream = std::pin::pin!(stream);
     let meta = FileMeta::of(ctx, entry);
-    let mut file = std::mem::replace(
-        out,
-        OutFile {
-            file: None,
-            tmp: PathBuf::new(),
-            pos: 0,
-            written_end: 0,
-        },
-    );
+    let mut file = std::mem::replace(out, OutFile::buffered(PathBuf::new()));
     let dst = dst.to_path_buf();
     let mut n = 0;
     let mut finished = false;
