@@ -289,6 +289,10 @@ def measure(tool: Tool, name: str, argv: list[str], cwd: Path | None, logs: Path
             timeout: float, drop: bool) -> Measurement:
     if drop:
         drop_caches()
+    else:
+        # No step pays for flushing an earlier step's writes (another tool's, often): dirty
+        # pages expire after 30 s and the flusher then competes for the CPUs and the disk.
+        os.sync()
     stats = logs / f"{tool.name}-{name}.time"
     out = logs / f"{tool.name}-{name}.log"
     log(f"{tool.name}: {name}: {' '.join(argv)}")
