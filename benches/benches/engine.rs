@@ -58,10 +58,12 @@ fn index_set(c: &mut Criterion) {
     const BLOBS: u64 = 50;
     const PER: u64 = 2000;
     let indexes = (0..BLOBS)
-        .map(|b| LoadedIndex {
-            blob_id: BlobId::new(format!("xn0_{b:032x}")),
-            reader: IndexReader::parse(build_v2((b * PER..(b + 1) * PER).map(info), None).unwrap())
-                .unwrap(),
+        .map(|b| {
+            LoadedIndex::new(
+                BlobId::new(format!("xn0_{b:032x}")),
+                IndexReader::parse(build_v2((b * PER..(b + 1) * PER).map(info), None).unwrap())
+                    .unwrap(),
+            )
         })
         .collect();
     let set = IndexSet::from_indexes(indexes, None);

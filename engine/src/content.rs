@@ -47,6 +47,83 @@ pub struct LoadedIndex {
     pub blob_id: BlobId,
     /// Its decrypted bytes, searched in place.
     pub reader: IndexReader<Vec<u8>>,
+    /// Which content IDs it may hold: most of a lookup's index blobs are ruled out here.
+    filter: KeyFilter,
+}
+
+impl LoadedIndex {
+    /// Wraps a parsed index blob (and builds its lookup filter).
+    pub fn new(blob_id: BlobId, reader: IndexReader<Vec<u8>>) -> Self {
+        let filter = KeyFilter::build(&reader);
+        LoadedIndex {
+            blob_id,
+            reader,
+            filter,
+        }
+    }
+}
+
+/// A Bloom filter over the content IDs of one index blob (about 12 bits per entry, three
+/// probes: under 1 % false positives). A lookup must search every index blob, since any of
+/// them may hold the winning entry; a repository between compactions has dozens, and each
+/// binary search costs a few hundred nanoseconds. IDs are keyed hashes, so their own bytes
+/// serve as the probe positions. An index whose IDs cannot be read gets a filter that
+/// passes everything (the lookup then reports the damage).
+#[derive(Debug)]
+struct KeyFilter {
+    /// Empty: everything may be present.
+    bits: Vec<u64>,
+    mask: u32,
+}
+
+impl KeyFilter {
+    fn build(reader: &IndexReader<Vec<u8>>) -> Self {
+        let n = reader.len();
+        let nbits = (n.saturating_mul(12)).next_power_of_two().max(64);
+        let Ok(mask) = u32::try_from(nbits - 1) else {
+            return KeyFilter {
+                bits: Vec::new(),
+                mask: 0,
+            };
+        };
+        let mut f = KeyFilter {
+            bits: vec![0; nbits / 64],
+            mask,
+        };
+        for id in reader.iter_ids() {
+            let Ok(id) = id else {
+                f.bits.clear();
+                return f;
+            };
+            for p in f.probes(&id) {
+                f.bits[(p / 64) as usize] |= 1 << (p % 64);
+            }
+        }
+        f
+    }
+
+    fn probes(&self, id: &ContentId) -> [u32; 3] {
+        let h = id.hash();
+        let word = |i: usize| {
+            h.get(i..i + 4)
+                .map_or(0, |b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+        };
+        // The prefix letter mixes in, so equal hashes under different prefixes differ.
+        let p = u32::from(id.prefix().unwrap_or(0)).wrapping_mul(0x9e37_79b9);
+        [
+            (word(0) ^ p) & self.mask,
+            (word(4) ^ p) & self.mask,
+            (word(8) ^ p) & self.mask,
+        ]
+    }
+
+    fn may_contain(&self, id: &ContentId) -> bool {
+        self.bits.is_empty()
+            || self
+                .probes(id)
+                .iter()
+                .all(|&p| self.bits[(p / 64) as usize] & (1 << (p % 64)) != 0)
+    }
 }
 
 /// The merged view of every live index blob.
@@ -151,6 +228,9 @@ impl IndexSet {
     pub fn lookup(&self, id: &ContentId) -> Result<Option<Info>> {
         let mut best: Option<Info> = None;
         for idx in &self.indexes {
+            if !idx.filter.may_contain(id) {
+                continue;
+            }
             let found = idx
                 .reader
                 .get(id)
@@ -205,10 +285,7 @@ pub(crate) async fn load_index_blob(
 ) -> Result<LoadedIndex> {
     if let Some(plain) = cache.and_then(|c| c.get_index_blob(id.as_str())) {
         if let Ok(reader) = IndexReader::parse(plain) {
-            return Ok(LoadedIndex {
-                blob_id: id,
-                reader,
-            });
+            return Ok(LoadedIndex::new(id, reader));
         }
     }
     let data = storage.get(&id, None).await?;
@@ -218,10 +295,7 @@ pub(crate) async fn load_index_blob(
             .map_err(|e| Error::format(format!("index blob {id}"), e))?;
         let reader =
             IndexReader::parse(plain).map_err(|e| Error::format(format!("index blob {id}"), e))?;
-        Ok(LoadedIndex {
-            blob_id: id,
-            reader,
-        })
+        Ok(LoadedIndex::new(id, reader))
     })
     .await?;
     if let Some(c) = cache {
@@ -570,5 +644,94 @@ mod tests {
             let err = r.read(&info).await.unwrap_err();
             assert_eq!(err.kind(), ErrorKind::Corrupt, "{err}");
         }
+    }
+
+    fn random_id(seed: u64, prefix: Option<u8>) -> ContentId {
+        let hash = Hasher::new(HashAlgorithm::Blake2b256_128, b"filter test key")
+            .unwrap()
+            .hash(&seed.to_le_bytes());
+        ContentId::from_hash(prefix, hash.as_slice()).unwrap()
+    }
+
+    fn entry(id: ContentId, blob: u64, timestamp_seconds: i64, deleted: bool) -> Info {
+        Info {
+            content_id: id,
+            pack_blob_id: BlobId::new(format!("p{blob:032x}")),
+            pack_offset: 0,
+            packed_length: 100,
+            original_length: 60,
+            timestamp_seconds,
+            deleted,
+            format_version: 2,
+            compression_header_id: 0,
+            encryption_key_id: 0,
+        }
+    }
+
+    fn loaded(blob: u64, entries: Vec<Info>) -> LoadedIndex {
+        let bytes = arkiv_format::index::build_v2(entries, None).unwrap();
+        LoadedIndex::new(
+            BlobId::new(format!("xn0_{blob:032x}")),
+            IndexReader::parse(bytes).unwrap(),
+        )
+    }
+
+    #[test]
+    fn key_filter_has_no_false_negatives_and_few_false_positives() {
+        let ids: Vec<ContentId> = (0..5000)
+            .map(|i| random_id(i, (i % 7 == 0).then_some(b'k')))
+            .collect();
+        let idx = loaded(1, ids.iter().map(|&id| entry(id, 1, 10, false)).collect());
+        assert!(ids.iter().all(|id| idx.filter.may_contain(id)));
+        let false_positives = (100_000..110_000)
+            .filter(|&i| idx.filter.may_contain(&random_id(i, None)))
+            .count();
+        assert!(
+            false_positives < 300,
+            "{false_positives} of 10000 absent IDs passed the filter"
+        );
+        // The same hash under another prefix is another content.
+        let k = random_id(7, Some(b'k'));
+        let plain = ContentId::from_hash(None, k.hash()).unwrap();
+        assert!(idx.filter.may_contain(&k));
+        assert_eq!(
+            IndexSet::from_indexes(vec![idx], None)
+                .lookup(&plain)
+                .unwrap(),
+            None
+        );
+    }
+
+    #[test]
+    fn lookups_across_many_filtered_indexes_find_the_winner() {
+        // 40 index blobs of 100 entries; content 0..4000 once each, plus one content
+        // written in three blobs (a later deletion, then a rewrite) whose newest wins.
+        let twice = random_id(999_999, None);
+        let mut indexes: Vec<LoadedIndex> = (0..40u64)
+            .map(|b| {
+                let mut entries: Vec<Info> = (b * 100..(b + 1) * 100)
+                    .map(|i| entry(random_id(i, None), b, 10, false))
+                    .collect();
+                match b {
+                    3 => entries.push(entry(twice, b, 10, false)),
+                    17 => entries.push(entry(twice, b, 20, true)),
+                    29 => entries.push(entry(twice, b, 30, false)),
+                    _ => {}
+                }
+                loaded(b, entries)
+            })
+            .collect();
+        indexes.reverse();
+        let set = IndexSet::from_indexes(indexes, None);
+        for i in (0..4000).step_by(37) {
+            let found = set.lookup(&random_id(i, None)).unwrap().unwrap();
+            assert_eq!(
+                found.pack_blob_id,
+                BlobId::new(format!("p{:032x}", i / 100))
+            );
+        }
+        let won = set.lookup(&twice).unwrap().unwrap();
+        assert_eq!((won.timestamp_seconds, won.deleted), (30, false));
+        assert_eq!(set.lookup(&random_id(5000, None)).unwrap(), None);
     }
 }

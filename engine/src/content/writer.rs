@@ -531,10 +531,7 @@ impl ContentWriter {
         let bytes = index::build_v2(entries, None).ok()?;
         let reader = index::IndexReader::parse(bytes).ok()?;
         Some(IndexSet::from_indexes(
-            vec![LoadedIndex {
-                blob_id: BlobId::from("(session)"),
-                reader,
-            }],
+            vec![LoadedIndex::new(BlobId::from("(session)"), reader)],
             None,
         ))
     }
