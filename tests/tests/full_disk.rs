@@ -237,6 +237,12 @@ fn full_restore_target_fails_cleanly() {
         let target = fs.path().join("restored");
         let out = run(arkiv(&repo, PW).args(["restore", id]).arg(&target));
         assert_no_space(&out, &format!("restore onto a full {kind}"));
+        // The error names the file being restored, not its temporary name.
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            stderr.contains(&*target.to_string_lossy()) && !stderr.contains("arkiv-tmp"),
+            "{kind}: {stderr}"
+        );
         let left = names_containing(fs.path(), "arkiv-tmp");
         assert!(left.is_empty(), "{kind}: temporary files left: {left:?}");
     }

@@ -448,7 +448,7 @@ async fn restore_batch(ctx: &Ctx, batch: SmallBatch, dir: &Path) -> Result<()> {
             let mut out = OutFile::buffered(temp_name(&dir, &entry.name));
             let r = out
                 .write(&data)
-                .map_err(|e| Error::io(&out.tmp, e))
+                .map_err(|e| Error::io(&dst, e))
                 .and_then(|()| out.finish(meta, &dst));
             match r {
                 Ok(d) => {
@@ -666,8 +666,8 @@ impl OutFile {
 
     /// Sets the length, mode, owner and mtime, and renames the file into place.
     fn finish(&mut self, meta: &FileMeta, dst: &Path) -> Result<bool> {
-        let tmp = self.tmp.clone();
-        let io_tmp = |e| Error::io(&tmp, e);
+        // Errors name the file being restored, not its temporary name.
+        let io_tmp = |e| Error::io(dst, e);
         self.open().map_err(io_tmp)?;
         let Some(f) = &self.file else {
             return Err(io_tmp(std::io::Error::other("file not open")));
@@ -805,7 +805,7 @@ async fn write_file(ctx: &Ctx, entry: &DirEntry, dst: &Path, out: &mut OutFile) 
             let mut file = file;
             let r = file
                 .write(&data)
-                .map_err(|e| Error::io(&file.tmp, e))
+                .map_err(|e| Error::io(&dst, e))
                 .and_then(|()| match &meta {
                     Some(m) => file.finish(m, &dst),
                     None => Ok(false),
