@@ -164,7 +164,7 @@ impl FilesystemStorage {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => ShardParameters::legacy(),
             Err(e) => return Err(storage_err(&root, "open", SHARDS_FILE, &e)),
         };
-        let direct = direct_io_wanted(std::env::var(DIRECT_IO_ENV).ok().as_deref());
+        let direct = direct_io_enabled();
         Ok(FilesystemStorage {
             root,
             params,
@@ -237,6 +237,18 @@ impl FilesystemStorage {
     fn err(&self, op: &'static str, target: &str, e: &std::io::Error) -> Error {
         storage_err(&self.root, op, target, e)
     }
+}
+
+/// Whether direct I/O is allowed by the environment ([`DIRECT_IO_ENV`]); shared by the
+/// pack writes here and the restore's file writes.
+pub(crate) fn direct_io_enabled() -> bool {
+    direct_io_wanted(std::env::var(DIRECT_IO_ENV).ok().as_deref())
+}
+
+/// Whether an I/O error is a refusal of direct I/O (`EINVAL`: by the filesystem, or for
+/// the alignment), after which the write is repeated buffered.
+pub(crate) fn is_direct_io_refusal(e: &std::io::Error) -> bool {
+    e.raw_os_error() == Some(libc::EINVAL)
 }
 
 /// Direct I/O unless the [`DIRECT_IO_ENV`] value says `0`, `off`, `false` or `no`.
@@ -336,7 +348,7 @@ fn write_atomic_with(
     };
     let mut f = match (opened, direct) {
         (Ok(f), _) => f,
-        (Err(e), Some(flag)) if e.raw_os_error() == Some(libc::EINVAL) => {
+        (Err(e), Some(flag)) if is_direct_io_refusal(&e) => {
             flag.store(false, Ordering::Relaxed);
             return write_atomic_with(root, path, data, None);
         }
@@ -355,7 +367,7 @@ fn write_atomic_with(
     })();
     match (result, direct) {
         (Ok(()), _) => Ok(()),
-        (Err(e), Some(flag)) if e.raw_os_error() == Some(libc::EINVAL) => {
+        (Err(e), Some(flag)) if is_direct_io_refusal(&e) => {
             let _ = std::fs::remove_file(&tmp);
             flag.store(false, Ordering::Relaxed);
             write_atomic_with(root, path, data, None)

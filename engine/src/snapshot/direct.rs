@@ -17,7 +17,8 @@ use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use crate::blob::filesystem::{DIRECT_IO_ALIGN as ALIGN, DIRECT_IO_ENV};
+pub(super) use crate::blob::filesystem::is_direct_io_refusal as is_refusal;
+use crate::blob::filesystem::{DIRECT_IO_ALIGN as ALIGN, direct_io_enabled};
 
 /// Files at least this long are written with direct I/O (when the target allows it).
 pub(super) const DIRECT_MIN: u64 = 1 << 20;
@@ -31,15 +32,9 @@ const STAGE: usize = 1 << 20;
 pub(super) struct DirectPolicy(AtomicBool);
 
 impl DirectPolicy {
-    /// On for a local block filesystem under `dir`, unless [`DIRECT_IO_ENV`] says off.
+    /// On for a local block filesystem under `dir`, unless [`crate::blob::filesystem::DIRECT_IO_ENV`] says off.
     pub(super) fn for_target(dir: &Path) -> Self {
-        let wanted = !std::env::var(DIRECT_IO_ENV).is_ok_and(|v| {
-            matches!(
-                v.trim().to_ascii_lowercase().as_str(),
-                "0" | "off" | "false" | "no"
-            )
-        });
-        DirectPolicy::new(wanted && local_block_filesystem(dir))
+        DirectPolicy::new(direct_io_enabled() && local_block_filesystem(dir))
     }
 
     pub(super) fn new(on: bool) -> Self {
@@ -64,11 +59,6 @@ fn local_block_filesystem(dir: &Path) -> bool {
     statfs(dir).is_ok_and(|s| {
         [EXT4_SUPER_MAGIC, XFS_SUPER_MAGIC, BTRFS_SUPER_MAGIC].contains(&s.filesystem_type())
     })
-}
-
-/// Whether `e` is a refusal of direct I/O (by the filesystem or for the alignment).
-pub(super) fn is_refusal(e: &std::io::Error) -> bool {
-    e.raw_os_error() == Some(libc::EINVAL)
 }
 
 /// Turns `O_DIRECT` off on an open file.
