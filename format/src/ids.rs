@@ -67,6 +67,17 @@ impl ContentId {
         Self::from_hash(prefix, hash).map_err(|e| Error::corrupt("content ID key", e.to_string()))
     }
 
+    /// The binary index key form `prefixByte || hash` without allocating: a buffer and the
+    /// key's length in it (lookups build one per index blob they search).
+    pub fn key_array(&self) -> ([u8; 1 + MAX_HASH_LEN], usize) {
+        let mut key = [0u8; 1 + MAX_HASH_LEN];
+        if let Some((prefix, hash)) = key.split_first_mut() {
+            *prefix = self.prefix;
+            hash.copy_from_slice(&self.hash);
+        }
+        (key, 1 + usize::from(self.len))
+    }
+
     /// Appends the binary index key form `prefixByte || hash` to `out`.
     pub fn write_key(&self, out: &mut Vec<u8>) {
         out.push(self.prefix);
@@ -572,5 +583,9 @@ mod tests {
         let plain: ContentId = "4535fcbe761df7c62b5da83f8ba84165".parse().unwrap();
         assert_eq!(plain.key()[0], 0);
         assert_eq!(ContentId::from_key(&plain.key()).unwrap(), plain);
+        for id in [id, plain] {
+            let (buf, len) = id.key_array();
+            assert_eq!(&buf[..len], id.key().as_slice());
+        }
     }
 }

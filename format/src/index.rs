@@ -215,23 +215,13 @@ impl<B: AsRef<[u8]>> IndexReader<B> {
     /// size cannot be in it and gives `Ok(None)` (kopia reports an error there instead).
     pub fn get(&self, id: &ContentId) -> Result<Option<Info>> {
         // The key on the stack: a lookup runs once per index blob per content.
-        let hash = id.hash();
-        let mut buf = [0u8; MAX_KEY_LEN];
-        let key_len = 1 + hash.len();
-        if self.is_empty() || key_len != self.key_size() {
-            return Ok(None);
-        }
-        let Some((first, rest)) = buf.split_first_mut() else {
-            return Ok(None);
-        };
-        *first = id.prefix().unwrap_or(0);
-        let Some(tail) = rest.get_mut(..hash.len()) else {
-            return Ok(None);
-        };
-        tail.copy_from_slice(hash);
+        let (buf, key_len) = id.key_array();
         let Some(key) = buf.get(..key_len) else {
             return Ok(None);
         };
+        if self.is_empty() || key.len() != self.key_size() {
+            return Ok(None);
+        }
         let pos = self.lower_bound(key)?;
         if pos >= self.len() {
             return Ok(None);
