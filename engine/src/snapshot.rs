@@ -2,5 +2,6 @@
 
 mod direct;
 pub mod restore;
+pub mod select;
 pub mod tree;
 pub mod upload;

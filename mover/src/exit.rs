@@ -1,5 +1,10 @@
 //! Exit codes of the arkiv binaries, derived from [`ErrorKind`]s, never from message text.
 //!
+//! Two profiles. The `arkiv` and `arkiv-restore` command lines use the table below. The
+//! VolSync mover keeps the shell mover's codes, which the controller and users' alerts know:
+//! 0 success, 1 failure, 2 usage error, 143 terminated by a signal, 137 terminated with the
+//! cache volume nearly full ([`volsync`]).
+//!
 //! | code | meaning |
 //! |---|---|
 //! | 0 | success |
@@ -44,6 +49,25 @@ pub const TRANSIENT: i32 = 10;
 pub const EXISTS: i32 = 11;
 /// Cancelled.
 pub const CANCELLED: i32 = 130;
+
+/// The VolSync mover's exit codes (the shell mover's).
+///
+/// The controller ignores exit codes: any non-zero code fails the pod and the Job retries.
+pub mod volsync {
+    /// Success, also for an empty source directory and (by default) for a restore that finds
+    /// no eligible snapshot.
+    pub const SUCCESS: i32 = 0;
+    /// Any real failure: configuration, connection, backup, restore, maintenance,
+    /// `maintenance` given as an argument, no snapshot with `ARKIV_FAIL_IF_NO_SNAPSHOT=true`.
+    pub const FAILURE: i32 = 1;
+    /// Unknown, missing or extra operation argument.
+    pub const USAGE: i32 = 2;
+    /// Terminated while the cache was at least 90 % full (the script's distinct code; also
+    /// what a SIGKILL shows).
+    pub const CACHE_EXHAUSTED: i32 = 137;
+    /// Terminated by SIGTERM otherwise (128 + 15).
+    pub const TERMINATED: i32 = 143;
+}
 
 /// Maps an engine error kind to an exit code.
 pub fn code_for_kind(kind: ErrorKind) -> i32 {

@@ -1,13 +1,16 @@
-//! The VolSync Kopia mover (`/mover-kopia/entry.sh` in the image): see `arkiv_mover::run`.
+//! The VolSync Kopia mover (`/mover-kopia/entry.sh` in the image): see `arkiv_mover::volsync`.
+
+use arkiv_mover::app::{self, Workload};
+use arkiv_mover::volsync::{self, config::Operation};
 
 fn main() {
+    let env = |k: &str| std::env::var(k).ok();
     let args: Vec<String> = std::env::args().skip(1).collect();
-    let workload = match arkiv_mover::run::operation_hint(&args, &|k: &str| std::env::var(k).ok()) {
-        Some(arkiv_mover::env::Operation::Restore) => arkiv_mover::Workload::Read,
-        _ => arkiv_mover::Workload::Write,
+    let workload = match volsync::operation_hint(&args, &env) {
+        Some(Operation::Restore) => Workload::Read,
+        _ => Workload::Write,
     };
-    arkiv_mover::tune_allocator(workload);
-    arkiv_mover::init_logging();
-    let code = arkiv_mover::run::mover_main(&args, &|k: &str| std::env::var(k).ok());
-    std::process::exit(code);
+    app::tune_allocator(workload);
+    app::init_logging();
+    std::process::exit(volsync::mover_main(&args, &env));
 }

@@ -1,9 +1,9 @@
-//! `arkiv-restore`: standalone read-only restore (see `arkiv_mover::restore_cli`).
+//! `arkiv-restore`: standalone read-only restore (see `arkiv_mover::restore_tool`).
 
 fn main() {
-    arkiv_mover::cli_main(
+    arkiv_mover::app::cli_main(
         "arkiv-restore",
-        arkiv_mover::Workload::Read,
-        arkiv_mover::restore_cli::run,
+        arkiv_mover::app::Workload::Read,
+        arkiv_mover::restore_tool::run,
     );
 }

@@ -50,12 +50,12 @@
 //! | `CUSTOM_CA` ▸ `KOPIA_CUSTOM_CA` | unset | CA bundle for S3 TLS (alias per contract §11; the CRD sets the latter for maintenance) |
 //! | `KOPIA_OVERRIDE_USERNAME`, `KOPIA_OVERRIDE_HOSTNAME` | — (required for backup/restore) | snapshot identity `user@host:path` |
 //! | `KOPIA_SOURCE_PATH_OVERRIDE` | `/data` | path of the identity (must be absolute); files are still read from `DATA_DIR` |
-//! | `KOPIA_CACHE_DIR` | `/cache` | arkiv's config and caches live under it |
-//! | `KOPIA_CACHE_CAPACITY_BYTES` | 8589934592 (8 GiB) | size of the cache volume; bounds the caches and diagnostics |
-//! | `KOPIA_METADATA_CACHE_SIZE_LIMIT_MB` | unset (engine default) | metadata cache limit, MiB; non-numeric ⇒ warning, ignored |
-//! | `KOPIA_CONTENT_CACHE_SIZE_LIMIT_MB` | unset (engine default) | content cache limit, MiB; non-numeric ⇒ warning, ignored |
-//! | `KOPIA_SKIP_CACHE_CONFIG` | false | carried; arkiv applies its cache limits on every run, which is cheap |
-//! | `KOPIA_FORCE_CACHE_REBUILD` | false | `true` ⇒ discard the local cache before connecting |
+//! | `KOPIA_CACHE_DIR` | `/cache` | arkiv writes its client configuration (`arkiv.config`) there; usage is reported when a run fails |
+//! | `KOPIA_CACHE_CAPACITY_BYTES` | 8589934592 (8 GiB) | size of the cache volume; a stop with the volume ≥ 90 % full exits 137 |
+//! | `KOPIA_METADATA_CACHE_SIZE_LIMIT_MB` | unset | read; this build keeps no local cache, so a set value is named in a warning; non-numeric ⇒ warning |
+//! | `KOPIA_CONTENT_CACHE_SIZE_LIMIT_MB` | unset | same |
+//! | `KOPIA_SKIP_CACHE_CONFIG` | false | carried; nothing to skip (no cache limits are applied) |
+//! | `KOPIA_FORCE_CACHE_REBUILD` | false | carried; this build keeps no local cache, so there is nothing to rebuild |
 //! | `KOPIA_MANUAL_CONFIG` | unset | JSON; see [`ManualConfig`] for the keys used; others ⇒ warnings |
 //! | `KOPIA_ADDITIONAL_ARGS` | empty | split on the literal `|VOLSYNC_ARG_SEP|`, empty pieces dropped; for the snapshot/restore step only |
 //! | `KOPIA_COMPRESSION` | unset | compression of new snapshots (name checked by the engine) |
@@ -69,14 +69,14 @@
 //! | `KOPIA_DISCOVER_SNAPSHOTS` | false (VolSync sets `true` for restores) | print the discovery block when nothing is restored |
 //! | `ARKIV_FAIL_IF_NO_SNAPSHOT` | false | restore: no eligible snapshot ⇒ exit 1 instead of 0 |
 //! | `ARKIV_MAINTENANCE_OWNER` ▸ `KOPIA_OVERRIDE_MAINTENANCE_USERNAME` | `maintenance@volsync` | maintenance owner; `user` means `user@volsync` |
-//! | `KOPIA_LOG_LEVEL`, `KOPIA_FILE_LOG_LEVEL` | `info`, `info` | console / file log levels |
-//! | `KOPIA_LOG_DIR_MAX_FILES`, `KOPIA_LOG_DIR_MAX_AGE` | 3, `4h` | bounds of the log directory under the cache |
-//! | `KOPIA_CONTENT_LOG_DIR_MAX_FILES`, `KOPIA_CONTENT_LOG_DIR_MAX_AGE` | 3, `4h` | same for content logs |
+//! | `KOPIA_LOG_LEVEL`, `KOPIA_FILE_LOG_LEVEL` | `info`, `info` | read, not applied (logs go to stdout/stderr; `ARKIV_LOG` sets the engine's level): a set value is named in a warning |
+//! | `KOPIA_LOG_DIR_MAX_FILES`, `KOPIA_LOG_DIR_MAX_AGE` | 3, `4h` | read, not applied (no log directory is written): a set value is named in a warning |
+//! | `KOPIA_CONTENT_LOG_DIR_MAX_FILES`, `KOPIA_CONTENT_LOG_DIR_MAX_AGE` | 3, `4h` | same |
 //! | `KOPIA_CONFIG_PATH`, `KOPIA_GLOBAL_POLICY_FILE`, `KOPIA_REPOSITORY_CONFIG_FILE` | unset | policy files mounted by `policyConfig`; carried for the runner |
 //! | `KOPIA_STRUCTURED_REPOSITORY_CONFIG` | unset | not supported: warning, the backend variables are used instead |
 //! | `DEBUG_MOVER` | unset | `1` ⇒ sleep until `/tmp/exit-debug-if-removed` is deleted, then exit 0 |
 //! | `PRIVILEGED_MOVER` | unset | carried; unused (the script ignores it too) |
-//! | `HTTP_PROXY`▸`http_proxy`, `HTTPS_PROXY`▸`https_proxy`, `NO_PROXY`▸`no_proxy` | unset | proxies for the S3 client ([`Secret`]: URLs may hold credentials) |
+//! | `HTTP_PROXY`▸`http_proxy`, `HTTPS_PROXY`▸`https_proxy`, `NO_PROXY`▸`no_proxy` | unset | read ([`Secret`]: URLs may hold credentials), not applied: a set proxy is named in a warning |
 //! | `version`, `builddate` | unset | printed in the start-up banner |
 //! | `ARKIV_TEST_NOW` | unset | tests only: an RFC 3339 time the mover's clock stands still at (snapshot times, retention); junk ⇒ error |
 
@@ -84,7 +84,11 @@ use std::fmt;
 use std::path::{Component, Path, PathBuf};
 use std::time::Duration;
 
+use arkiv_engine::snapshot::select::SnapshotQuery;
+use arkiv_format::snapshot::SourceInfo;
 use chrono::{DateTime, FixedOffset, Utc};
+
+use crate::exit::volsync as exit;
 
 /// The literal separator VolSync puts between `additionalArgs`.
 pub const ARG_SEPARATOR: &str = "|VOLSYNC_ARG_SEP|";
@@ -220,6 +224,17 @@ pub struct Identity {
     pub path: String,
 }
 
+impl Identity {
+    /// The identity as a snapshot source.
+    pub fn source(&self) -> SourceInfo {
+        SourceInfo {
+            host: self.hostname.clone(),
+            user_name: self.username.clone(),
+            path: self.path.clone(),
+        }
+    }
+}
+
 impl fmt::Display for Identity {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{}@{}:{}", self.username, self.hostname, self.path)
@@ -254,7 +269,7 @@ pub struct CacheSettings {
     pub content_limit_mb: Option<u64>,
     /// `KOPIA_SKIP_CACHE_CONFIG=true`: the controller saw the same limits applied last time.
     pub skip_reconfigure: bool,
-    /// `KOPIA_FORCE_CACHE_REBUILD=true`: discard the local cache before connecting.
+    /// `KOPIA_FORCE_CACHE_REBUILD=true` (nothing to rebuild: no local cache is kept yet).
     pub force_rebuild: bool,
 }
 
@@ -308,15 +323,13 @@ pub struct RestoreSelection {
 }
 
 impl RestoreSelection {
-    /// Picks among start times given newest first: filters by `restore_as_of` (comparing
-    /// instants, so any offset works), then skips `previous`. Returns the index into the input.
-    pub fn select(&self, start_times_newest_first: &[DateTime<Utc>]) -> Option<usize> {
-        start_times_newest_first
-            .iter()
-            .enumerate()
-            .filter(|(_, t)| self.restore_as_of.is_none_or(|as_of| **t <= as_of))
-            .nth(usize::try_from(self.previous).ok()?)
-            .map(|(i, _)| i)
+    /// The engine query for `source`: `restore_as_of` compares instants, so any offset works.
+    pub fn query(&self, source: SourceInfo) -> SnapshotQuery {
+        SnapshotQuery {
+            source: Some(source),
+            previous: self.previous,
+            as_of: self.restore_as_of.map(|t| t.with_timezone(&Utc)),
+        }
     }
 }
 
@@ -377,45 +390,21 @@ pub struct ProxySettings {
     pub no_proxy: Option<String>,
 }
 
-/// Everything the mover needs, read once at start.
+/// Everything the mover needs, read once at start: what every operation uses, and the
+/// settings of the one operation asked for ([`OperationConfig`]).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct MoverConfig {
-    /// Backup, restore or maintenance.
-    pub operation: Operation,
     /// The repository.
     pub repository: RepositoryTarget,
     /// `KOPIA_PASSWORD`.
     pub password: Secret,
-    /// The snapshot source. Always `Some` for backup and restore (`from_env` fails otherwise);
-    /// for maintenance only when both override variables happen to be set.
-    pub identity: Option<Identity>,
-    /// `DATA_DIR`: read by backup, written by restore. Always `Some` for backup and restore.
-    pub data_dir: Option<PathBuf>,
     /// Cache directory and limits.
     pub cache: CacheSettings,
-    /// `KOPIA_COMPRESSION`.
-    pub compression: Option<String>,
-    /// `KOPIA_PARALLELISM`; `None` or `Some(0)` = engine default.
-    pub parallelism: Option<u32>,
-    /// `KOPIA_RETAIN_*`.
-    pub retention: Retention,
-    /// `KOPIA_BEFORE_SNAPSHOT`.
-    pub before_snapshot: Option<String>,
-    /// `KOPIA_AFTER_SNAPSHOT`.
-    pub after_snapshot: Option<String>,
-    /// `KOPIA_PREVIOUS`, `KOPIA_RESTORE_AS_OF`, `KOPIA_SHALLOW`.
-    pub restore_selection: RestoreSelection,
-    /// `KOPIA_ENABLE_FILE_DELETION`.
-    pub enable_file_deletion: bool,
-    /// `KOPIA_DISCOVER_SNAPSHOTS`.
-    pub discover_snapshots: bool,
-    /// `ARKIV_FAIL_IF_NO_SNAPSHOT`.
-    pub fail_if_no_snapshot: bool,
-    /// `ARKIV_MAINTENANCE_OWNER` ▸ `KOPIA_OVERRIDE_MAINTENANCE_USERNAME` ▸ `maintenance@volsync`.
+    /// `ARKIV_MAINTENANCE_OWNER` ▸ `KOPIA_OVERRIDE_MAINTENANCE_USERNAME` ▸ `maintenance@volsync`:
+    /// who runs maintenance, recorded when a backup creates the repository.
     pub maintenance_owner: ClientId,
-    /// `KOPIA_ADDITIONAL_ARGS`, split on [`ARG_SEPARATOR`], empty pieces dropped.
-    pub additional_args: Vec<String>,
-    /// `KOPIA_MANUAL_CONFIG`, the keys arkiv uses.
+    /// `KOPIA_MANUAL_CONFIG`, the keys arkiv uses (applied when a backup creates the
+    /// repository).
     pub manual_config: ManualConfig,
     /// Logging knobs.
     pub log: LogSettings,
@@ -435,6 +424,70 @@ pub struct MoverConfig {
     pub test_now: Option<DateTime<Utc>>,
     /// Non-fatal problems, one line each, for the caller to print as `WARN:` lines.
     pub warnings: Vec<String>,
+    /// The operation and its own settings.
+    pub operation: OperationConfig,
+}
+
+impl MoverConfig {
+    /// Which operation this is.
+    pub fn operation(&self) -> Operation {
+        match self.operation {
+            OperationConfig::Backup(_) => Operation::Backup,
+            OperationConfig::Restore(_) => Operation::Restore,
+            OperationConfig::Maintenance => Operation::Maintenance,
+        }
+    }
+}
+
+/// The settings of one operation.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum OperationConfig {
+    /// argv `backup` or `DIRECTION=source`.
+    Backup(BackupConfig),
+    /// argv `restore` or `DIRECTION=destination`.
+    Restore(RestoreConfig),
+    /// `DIRECTION=maintenance`: only the shared settings (owner, repository).
+    Maintenance,
+}
+
+/// What a backup reads besides the shared settings.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BackupConfig {
+    /// `DATA_DIR`: the files to back up.
+    pub data_dir: PathBuf,
+    /// The snapshot source.
+    pub identity: Identity,
+    /// `KOPIA_COMPRESSION`.
+    pub compression: Option<String>,
+    /// `KOPIA_PARALLELISM`; `None` or `Some(0)` = engine default.
+    pub parallelism: Option<u32>,
+    /// `KOPIA_RETAIN_*`.
+    pub retention: Retention,
+    /// `KOPIA_BEFORE_SNAPSHOT`.
+    pub before_snapshot: Option<String>,
+    /// `KOPIA_AFTER_SNAPSHOT`.
+    pub after_snapshot: Option<String>,
+    /// `KOPIA_ADDITIONAL_ARGS`, split on [`ARG_SEPARATOR`], empty pieces dropped.
+    pub additional_args: Vec<String>,
+}
+
+/// What a restore reads besides the shared settings.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RestoreConfig {
+    /// `DATA_DIR`: where files are restored.
+    pub data_dir: PathBuf,
+    /// The snapshot source to restore from.
+    pub identity: Identity,
+    /// `KOPIA_PREVIOUS`, `KOPIA_RESTORE_AS_OF`, `KOPIA_SHALLOW`.
+    pub selection: RestoreSelection,
+    /// `KOPIA_ENABLE_FILE_DELETION`.
+    pub enable_file_deletion: bool,
+    /// `KOPIA_DISCOVER_SNAPSHOTS`.
+    pub discover_snapshots: bool,
+    /// `ARKIV_FAIL_IF_NO_SNAPSHOT`.
+    pub fail_if_no_snapshot: bool,
+    /// `KOPIA_ADDITIONAL_ARGS` (none of them changes a restore; each is named in a warning).
+    pub additional_args: Vec<String>,
 }
 
 /// Why the environment cannot be used. [`ConfigError::exit_code`] gives the contract's code.
@@ -486,8 +539,8 @@ impl ConfigError {
         match self {
             ConfigError::NoOperation
             | ConfigError::UnknownOperation(_)
-            | ConfigError::TooManyOperations(_) => 2,
-            _ => 1,
+            | ConfigError::TooManyOperations(_) => exit::USAGE,
+            _ => exit::FAILURE,
         }
     }
 }
@@ -592,10 +645,36 @@ impl MoverConfig {
         }
 
         let repository = repository(&mut vars)?;
-        let identity = identity(operation, &vars)?;
         let maintenance_owner = maintenance_owner(&vars)?;
-        let restore_selection = restore_selection(&mut vars)?;
-        let parallelism = vars.number_strict("KOPIA_PARALLELISM")?;
+        let operation = match (operation, data_dir) {
+            (Operation::Maintenance, _) | (_, None) => OperationConfig::Maintenance,
+            (Operation::Backup, Some(data_dir)) => OperationConfig::Backup(BackupConfig {
+                data_dir,
+                identity: identity(&vars)?,
+                parallelism: vars.number_strict("KOPIA_PARALLELISM")?,
+                compression: vars.get("KOPIA_COMPRESSION"),
+                retention: Retention {
+                    latest: vars.number_lenient("KOPIA_RETAIN_LATEST"),
+                    hourly: vars.number_lenient("KOPIA_RETAIN_HOURLY"),
+                    daily: vars.number_lenient("KOPIA_RETAIN_DAILY"),
+                    weekly: vars.number_lenient("KOPIA_RETAIN_WEEKLY"),
+                    monthly: vars.number_lenient("KOPIA_RETAIN_MONTHLY"),
+                    annual: vars.number_lenient("KOPIA_RETAIN_YEARLY"),
+                },
+                before_snapshot: vars.get("KOPIA_BEFORE_SNAPSHOT"),
+                after_snapshot: vars.get("KOPIA_AFTER_SNAPSHOT"),
+                additional_args: additional_args(&vars),
+            }),
+            (Operation::Restore, Some(data_dir)) => OperationConfig::Restore(RestoreConfig {
+                data_dir,
+                identity: identity(&vars)?,
+                selection: restore_selection(&mut vars)?,
+                enable_file_deletion: vars.flag("KOPIA_ENABLE_FILE_DELETION"),
+                discover_snapshots: vars.flag("KOPIA_DISCOVER_SNAPSHOTS"),
+                fail_if_no_snapshot: vars.flag("ARKIV_FAIL_IF_NO_SNAPSHOT"),
+                additional_args: additional_args(&vars),
+            }),
+        };
 
         let cache = CacheSettings {
             dir: vars
@@ -608,15 +687,6 @@ impl MoverConfig {
             content_limit_mb: vars.number_lenient("KOPIA_CONTENT_CACHE_SIZE_LIMIT_MB"),
             skip_reconfigure: vars.flag("KOPIA_SKIP_CACHE_CONFIG"),
             force_rebuild: vars.flag("KOPIA_FORCE_CACHE_REBUILD"),
-        };
-
-        let retention = Retention {
-            latest: vars.number_lenient("KOPIA_RETAIN_LATEST"),
-            hourly: vars.number_lenient("KOPIA_RETAIN_HOURLY"),
-            daily: vars.number_lenient("KOPIA_RETAIN_DAILY"),
-            weekly: vars.number_lenient("KOPIA_RETAIN_WEEKLY"),
-            monthly: vars.number_lenient("KOPIA_RETAIN_MONTHLY"),
-            annual: vars.number_lenient("KOPIA_RETAIN_YEARLY"),
         };
 
         let log = LogSettings {
@@ -652,6 +722,8 @@ impl MoverConfig {
             no_proxy: vars.first(&["NO_PROXY", "no_proxy"]),
         };
 
+        not_applied_warnings(&mut vars);
+
         let manual_config = match vars.get("KOPIA_MANUAL_CONFIG") {
             Some(json) => parse_manual_config(&json, &mut vars.warnings),
             None => ManualConfig::default(),
@@ -670,29 +742,11 @@ impl MoverConfig {
             ),
         };
 
-        let additional_args = vars
-            .get("KOPIA_ADDITIONAL_ARGS")
-            .map(|s| split_additional_args(&s))
-            .unwrap_or_default();
-
         Ok(MoverConfig {
-            operation,
             repository,
             password,
-            identity,
-            data_dir,
             cache,
-            compression: vars.get("KOPIA_COMPRESSION"),
-            parallelism,
-            retention,
-            before_snapshot: vars.get("KOPIA_BEFORE_SNAPSHOT"),
-            after_snapshot: vars.get("KOPIA_AFTER_SNAPSHOT"),
-            restore_selection,
-            enable_file_deletion: vars.flag("KOPIA_ENABLE_FILE_DELETION"),
-            discover_snapshots: vars.flag("KOPIA_DISCOVER_SNAPSHOTS"),
-            fail_if_no_snapshot: vars.flag("ARKIV_FAIL_IF_NO_SNAPSHOT"),
             maintenance_owner,
-            additional_args,
             manual_config,
             log,
             policy_files,
@@ -704,6 +758,7 @@ impl MoverConfig {
             version: vars.get("version"),
             build_date: vars.get("builddate"),
             test_now,
+            operation,
             warnings: vars.warnings,
         })
     }
@@ -730,6 +785,59 @@ fn operation(args: &[String], vars: &mut Vars<'_>) -> Result<Operation, ConfigEr
         },
         many => Err(ConfigError::TooManyOperations(many.to_vec())),
     }
+}
+
+/// Names the variables this build reads but does not apply, when they are set (no silent
+/// divergence from the script).
+fn not_applied_warnings(vars: &mut Vars<'_>) {
+    const GROUPS: [(&[&str], &str); 3] = [
+        (
+            &[
+                "HTTP_PROXY",
+                "http_proxy",
+                "HTTPS_PROXY",
+                "https_proxy",
+                "NO_PROXY",
+                "no_proxy",
+            ],
+            "S3 requests do not go through a proxy in this build",
+        ),
+        (
+            &[
+                "KOPIA_LOG_LEVEL",
+                "KOPIA_FILE_LOG_LEVEL",
+                "KOPIA_LOG_DIR_MAX_FILES",
+                "KOPIA_LOG_DIR_MAX_AGE",
+                "KOPIA_CONTENT_LOG_DIR_MAX_FILES",
+                "KOPIA_CONTENT_LOG_DIR_MAX_AGE",
+            ],
+            "this build logs to stdout/stderr only (ARKIV_LOG sets the engine's level)",
+        ),
+        (
+            &[
+                "KOPIA_METADATA_CACHE_SIZE_LIMIT_MB",
+                "KOPIA_CONTENT_CACHE_SIZE_LIMIT_MB",
+            ],
+            "this build keeps no local cache",
+        ),
+    ];
+    for (names, why) in GROUPS {
+        let set: Vec<&str> = names
+            .iter()
+            .copied()
+            .filter(|n| vars.get(n).is_some())
+            .collect();
+        if !set.is_empty() {
+            vars.warnings
+                .push(format!("{} not applied: {why}", set.join(", ")));
+        }
+    }
+}
+
+fn additional_args(vars: &Vars<'_>) -> Vec<String> {
+    vars.get("KOPIA_ADDITIONAL_ARGS")
+        .map(|s| split_additional_args(&s))
+        .unwrap_or_default()
 }
 
 /// Splits `KOPIA_ADDITIONAL_ARGS` on the literal separator, dropping empty pieces.
@@ -941,12 +1049,11 @@ fn s3_prefix(path: &str) -> Option<String> {
     Some(out)
 }
 
-fn identity(operation: Operation, vars: &Vars<'_>) -> Result<Option<Identity>, ConfigError> {
+fn identity(vars: &Vars<'_>) -> Result<Identity, ConfigError> {
     let user = vars.get("KOPIA_OVERRIDE_USERNAME");
     let host = vars.get("KOPIA_OVERRIDE_HOSTNAME");
     let (username, hostname) = match (user, host) {
         (Some(u), Some(h)) => (u, h),
-        _ if operation == Operation::Maintenance => return Ok(None),
         (None, _) => return Err(ConfigError::Missing("KOPIA_OVERRIDE_USERNAME")),
         (Some(_), None) => return Err(ConfigError::Missing("KOPIA_OVERRIDE_HOSTNAME")),
     };
@@ -975,11 +1082,11 @@ fn identity(operation: Operation, vars: &Vars<'_>) -> Result<Option<Identity>, C
         }
         None => DEFAULT_SOURCE_PATH.to_owned(),
     };
-    Ok(Some(Identity {
+    Ok(Identity {
         username,
         hostname,
         path,
-    }))
+    })
 }
 
 fn maintenance_owner(vars: &Vars<'_>) -> Result<ClientId, ConfigError> {
@@ -1147,5 +1254,5 @@ fn parse_manual_config(json: &str, warnings: &mut Vec<String>) -> ManualConfig {
 }
 
 #[cfg(test)]
-#[path = "mover_config_tests.rs"]
+#[path = "config_tests.rs"]
 mod tests;

@@ -1,10 +1,7 @@
 //! What the mover prints for others to read, as pure formatting: the lines the VolSync
 //! controller parses (contract §6.6), the exit summary users read in
-//! `status.latestMoverStatus.logs` (§6.7), a final one-line JSON result, and the exit codes
-//! (§6.8).
-//!
-//! The mover's exit codes are the contract's (0/1/2), not the finer table of [`crate::exit`]
-//! that the `arkiv` CLI uses: the controller treats every non-zero code alike.
+//! `status.latestMoverStatus.logs` (§6.7) and a final one-line JSON result. The exit codes
+//! (§6.8) are [`crate::exit::volsync`].
 //!
 //! VolSync keeps only the last [`STATUS_LOG_BYTES`] bytes of a mover's log, so
 //! [`render_tail`] bounds the summary plus the JSON line to that size.
@@ -26,22 +23,7 @@ use std::time::Duration;
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde::Serialize;
 
-use crate::env::Operation;
-
-/// Exit code: success, also for an empty source directory and (by default) for a restore that
-/// finds no eligible snapshot.
-pub const EXIT_SUCCESS: i32 = 0;
-/// Exit code: any real failure — configuration, connection, backup, restore, maintenance,
-/// `maintenance` given as an argument, no snapshot with `ARKIV_FAIL_IF_NO_SNAPSHOT=true`.
-pub const EXIT_FAILURE: i32 = 1;
-/// Exit code: unknown, missing or extra operation argument.
-pub const EXIT_USAGE: i32 = 2;
-/// Exit code: terminated while the cache was at least 90 % full (the script's distinct code;
-/// also what a SIGKILL shows).
-pub const EXIT_CACHE_EXHAUSTED: i32 = 137;
-/// Exit code: terminated by SIGTERM otherwise (128 + 15). The controller ignores exit codes;
-/// any non-zero code fails the pod and the Job retries.
-pub const EXIT_TERMINATED: i32 = 143;
+use crate::volsync::config::Operation;
 
 /// Bytes of log VolSync keeps in `latestMoverStatus.logs` (operator default
 /// `MOVER_LOG_MAX_BYTES`).
@@ -439,5 +421,5 @@ pub fn render_tail(summary: &ExitSummary, result: &RunResult, max_bytes: usize) 
 }
 
 #[cfg(test)]
-#[path = "report_tests.rs"]
+#[path = "volsync_tests.rs"]
 mod tests;

@@ -1,6 +1,7 @@
 //! Golden tests of everything `report` prints.
 
 use super::*;
+use crate::exit::volsync as exit;
 
 fn t(s: &str) -> DateTime<Utc> {
     match DateTime::parse_from_rfc3339(s) {
@@ -31,11 +32,11 @@ fn snap(
 fn exit_codes() {
     assert_eq!(
         [
-            EXIT_SUCCESS,
-            EXIT_FAILURE,
-            EXIT_USAGE,
-            EXIT_CACHE_EXHAUSTED,
-            EXIT_TERMINATED
+            exit::SUCCESS,
+            exit::FAILURE,
+            exit::USAGE,
+            exit::CACHE_EXHAUSTED,
+            exit::TERMINATED
         ],
         [0, 1, 2, 137, 143]
     );

@@ -9,7 +9,8 @@ use arkiv_engine::maintenance::{
 };
 use clap::{Args, Subcommand};
 
-use crate::cli::{Env, GlobalArgs};
+use super::GlobalArgs;
+use crate::Env;
 use crate::exit::{self, CliError};
 
 /// `arkiv maintenance …`

@@ -1,23 +1,20 @@
-//! `arkiv policy set|show` and `arkiv expire`: thin commands over [`arkiv_engine::policy`] and
-//! [`arkiv_engine::retention`].
+//! `arkiv policy set|show`: thin commands over [`arkiv_engine::policy`].
 //!
 //! `policy set` follows `kopia policy set` (`cli/command_policy_set*.go`): a target is either
 //! `--global` or one `USER@HOST:/PATH`, `USER@HOST` or `@HOST`; each `--keep-*` flag takes a
 //! number (32-bit, like kopia's `ParseInt(…, 10, 32)`) or `inherit`/`default` (unset); with no
-//! flag at all it fails with "no changes specified". `expire` differs from
-//! `kopia snapshot expire` on purpose: it deletes unless `--dry-run` is given.
+//! flag at all it fails with "no changes specified".
 
 use std::collections::BTreeMap;
 
 use anyhow::Result;
 use arkiv_engine::policy::{PolicyTarget, StoredPolicy, policy_hierarchy, set_policy};
-use arkiv_engine::retention::{apply_expiry, list_sources, plan_expiry};
 use arkiv_format::policy::Policy;
-use arkiv_format::snapshot::SourceInfo;
 use clap::{Args, Subcommand};
 
-use crate::cli::{Env, GlobalArgs, parse_source};
+use super::{GlobalArgs, parse_source};
 use crate::exit::{self, CliError};
+use crate::{Env, compression};
 
 /// `arkiv policy …`
 #[derive(Debug, Subcommand)]
@@ -61,22 +58,9 @@ pub struct PolicySetArgs {
     /// Number of most-recent annual snapshots to keep per source (or 'inherit')
     #[arg(long, value_name = "N")]
     pub keep_annual: Option<String>,
-    /// File data compression: zstd-fastest, zstd, zstd-better-compression, zstd-best-compression, none (or 'inherit')
+    /// File data compression: a kopia compressor name (zstd-fastest, zstd, gzip, …), none, or 'inherit'
     #[arg(long)]
     pub compression: Option<String>,
-}
-
-/// `arkiv expire`
-#[derive(Debug, Args)]
-pub struct ExpireArgs {
-    /// Print the plan (which snapshots are kept and why) without deleting anything
-    #[arg(long)]
-    pub dry_run: bool,
-    /// Expire every source in the repository (default: the sources of the acting user@host)
-    #[arg(long, conflicts_with = "sources")]
-    pub all: bool,
-    /// Only these sources (USER@HOST:/PATH)
-    pub sources: Vec<String>,
 }
 
 fn config_err(msg: impl Into<String>) -> anyhow::Error {
@@ -178,7 +162,7 @@ fn apply_flags(a: &PolicySetArgs, p: &mut Policy) -> Result<Vec<String>> {
                 "resetting compression algorithm to default value inherited from parent".into(),
             );
         } else {
-            crate::write::parse_compression(c)?;
+            compression::choose(c).map_err(|e| config_err(format!("--compression {e}")))?;
             p.compression.compressor_name.clone_from(c);
             changes.push(format!("setting compression algorithm to {c}"));
         }
@@ -186,8 +170,16 @@ fn apply_flags(a: &PolicySetArgs, p: &mut Policy) -> Result<Vec<String>> {
     Ok(changes)
 }
 
+/// Dispatches a policy subcommand.
+pub async fn run(g: &GlobalArgs, env: Env<'_>, cmd: PolicyCommand) -> Result<i32> {
+    match cmd {
+        PolicyCommand::Set(a) => set(g, env, a).await,
+        PolicyCommand::Show(a) => show(g, env, a).await,
+    }
+}
+
 /// `arkiv policy set`
-pub async fn policy_set(g: &GlobalArgs, env: Env<'_>, a: PolicySetArgs) -> Result<i32> {
+async fn set(g: &GlobalArgs, env: Env<'_>, a: PolicySetArgs) -> Result<i32> {
     let target = a.target.resolve()?;
     // validate the flags before touching the repository
     let changes = apply_flags(&a, &mut Policy::default())?;
@@ -247,7 +239,7 @@ fn chain_for(
 }
 
 /// `arkiv policy show`
-pub async fn policy_show(g: &GlobalArgs, env: Env<'_>, a: PolicyTargetArgs) -> Result<i32> {
+async fn show(g: &GlobalArgs, env: Env<'_>, a: PolicyTargetArgs) -> Result<i32> {
     let target = a.resolve()?;
     let repo = g.open(env).await?;
     let manifests = repo.manifests().await?;
@@ -310,47 +302,5 @@ pub async fn policy_show(g: &GlobalArgs, env: Env<'_>, a: PolicyTargetArgs) -> R
         origin(&target, def)
     ));
     print!("{out}");
-    Ok(exit::OK)
-}
-
-/// `arkiv expire`
-pub async fn expire(g: &GlobalArgs, env: Env<'_>, a: ExpireArgs) -> Result<i32> {
-    let (user, host) = g.identity();
-    let repo = g.open(env).await?;
-    let sources: Vec<SourceInfo> = if a.sources.is_empty() {
-        list_sources(&repo)
-            .await?
-            .into_iter()
-            .filter(|s| a.all || (s.user_name == user && s.host == host))
-            .collect()
-    } else {
-        a.sources
-            .iter()
-            .map(|s| parse_source(s))
-            .collect::<Result<_>>()?
-    };
-    if sources.is_empty() {
-        eprintln!("No snapshots of {user}@{host} (use --all for every source).");
-    }
-    for src in &sources {
-        let plan = plan_expiry(&repo, src, &chrono::Local).await?;
-        if a.dry_run {
-            println!("{plan}");
-            if plan.expired_count() > 0 {
-                eprintln!(
-                    "{} snapshot(s) of {src} would be deleted (dry run).",
-                    plan.expired_count()
-                );
-            }
-            continue;
-        }
-        let n = apply_expiry(&repo, &plan, &user, &host).await?;
-        if n == 0 {
-            eprintln!("Nothing to delete for {src}.");
-        } else {
-            crate::write::report_expired(&plan);
-            eprintln!("Deleted {n} snapshot(s) of {src}.");
-        }
-    }
     Ok(exit::OK)
 }

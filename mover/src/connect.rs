@@ -1,0 +1,303 @@
+//! Repository locations and connections: the one place that builds storage stacks and open
+//! options for every binary.
+//!
+//! A [`RepoSpec`] says where the repository is: `filesystem:///abs/path` (or a bare absolute
+//! path) or `s3://BUCKET[/PREFIX]` (for the command-line binaries the S3 endpoint, TLS, region
+//! and credentials come from the environment, `ARKIV_S3_*` over `KOPIA_S3_*`/`AWS_*`; the
+//! VolSync mover builds its [`S3Options`] from the mover contract's variables). A
+//! [`Connection`] adds how to open it: read-write or read-only (every storage call that would
+//! write fails), the clock, the local cache directory.
+//!
+//! [`Connection::probe`] tells the cases a caller must tell apart before creating anything:
+//! an opened repository, a missing directory, blank storage (safe to create a repository in),
+//! or storage that holds data but no Kopia repository (never touched).
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use arkiv_engine::blob::BlobStorage;
+use arkiv_engine::blob::filesystem::FilesystemStorage;
+use arkiv_engine::blob::readonly::ReadOnlyStorage;
+use arkiv_engine::blob::s3::{S3Options, S3Storage};
+use arkiv_engine::clock::{SharedClock, SystemClock};
+use arkiv_engine::initialize::{CreateOptions, create_repository};
+use arkiv_engine::{Error, OpenOptions, Repository, Result};
+
+use crate::Env;
+
+/// Names a filesystem repository directory may hold and still count as blank: the
+/// filesystem's own `lost+found` and kopia's sharding parameters.
+const BLANK_DIR_NAMES: [&str; 2] = ["lost+found", ".shards"];
+
+/// Where a repository is.
+#[derive(Debug, Clone)]
+pub enum RepoSpec {
+    /// A directory (local disk or NFS mount).
+    Filesystem(PathBuf),
+    /// An S3 bucket and prefix.
+    S3(Box<S3Options>),
+}
+
+impl RepoSpec {
+    /// Parses a repository URL; S3 settings come from `env`.
+    pub fn parse(url: &str, env: Env<'_>) -> Result<RepoSpec> {
+        if let Some(rest) = url.strip_prefix("filesystem://") {
+            if !rest.starts_with('/') {
+                return Err(Error::Config(format!(
+                    "invalid repository URL {url:?}: expected filesystem:///absolute/path"
+                )));
+            }
+            return Ok(RepoSpec::Filesystem(PathBuf::from(rest)));
+        }
+        if url.starts_with("s3://") {
+            return Ok(RepoSpec::S3(Box::new(S3Options::from_url_and_env(
+                url, env,
+            )?)));
+        }
+        if url.starts_with('/') {
+            return Ok(RepoSpec::Filesystem(PathBuf::from(url)));
+        }
+        let scheme = url.split_once("://").map_or(url, |(s, _)| s);
+        Err(Error::Config(format!(
+            "unsupported repository URL {url:?} (scheme {scheme:?}); use filesystem:///path or s3://bucket/prefix"
+        )))
+    }
+
+    /// Display form (`filesystem:///path`, `s3://bucket/prefix`).
+    pub fn describe(&self) -> String {
+        match self {
+            RepoSpec::Filesystem(p) => format!("filesystem://{}", p.display()),
+            RepoSpec::S3(o) => format!("s3://{}/{}", o.bucket, o.prefix),
+        }
+    }
+}
+
+/// Whether the connection may write.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Access {
+    /// Backups, maintenance, policy changes.
+    ReadWrite,
+    /// Restores and listings that promise never to write: the storage refuses every write.
+    ReadOnly,
+}
+
+/// What is at a location (see [`Connection::probe`]).
+pub enum Probe {
+    /// A repository, opened.
+    Opened(Box<Repository>),
+    /// A filesystem repository directory that does not exist.
+    Missing,
+    /// Storage that holds nothing (a directory with at most `lost+found` and `.shards`, an
+    /// empty S3 prefix): a repository may be created in it.
+    Blank(Arc<dyn BlobStorage>),
+    /// Storage that holds data but no Kopia repository (no `kopia.repository` blob).
+    Foreign,
+}
+
+/// A repository location and how to open it.
+#[derive(Debug, Clone)]
+pub struct Connection {
+    /// Where the repository is.
+    pub spec: RepoSpec,
+    /// Read-write or read-only.
+    pub access: Access,
+    /// The clock for timestamps and ages.
+    pub clock: SharedClock,
+    /// The disposable local cache (`None`: none). No binary sets it yet: the cache's limits
+    /// and sharing rules come first.
+    pub cache_dir: Option<PathBuf>,
+}
+
+impl Connection {
+    /// A connection with the system clock and no local cache.
+    pub fn new(spec: RepoSpec, access: Access) -> Connection {
+        Connection {
+            spec,
+            access,
+            clock: Arc::new(SystemClock),
+            cache_dir: None,
+        }
+    }
+
+    /// Display form of the location.
+    pub fn describe(&self) -> String {
+        self.spec.describe()
+    }
+
+    /// The engine's open options for this connection.
+    pub fn open_options(&self) -> OpenOptions {
+        let mut o = OpenOptions::default();
+        o.clock = self.clock.clone();
+        o.cache_dir = self.cache_dir.clone();
+        o
+    }
+
+    fn wrap(&self, s: Arc<dyn BlobStorage>) -> Arc<dyn BlobStorage> {
+        match self.access {
+            Access::ReadWrite => s,
+            Access::ReadOnly => Arc::new(ReadOnlyStorage::new(s)),
+        }
+    }
+
+    /// The storage of an existing location, `None` for a missing filesystem directory.
+    /// Creates nothing; an S3 bucket is checked (a missing bucket is [`Error::NotFound`]).
+    pub async fn storage(&self) -> Result<Option<Arc<dyn BlobStorage>>> {
+        let s: Arc<dyn BlobStorage> = match &self.spec {
+            RepoSpec::Filesystem(p) => {
+                if !p.exists() {
+                    return Ok(None);
+                }
+                if !p.is_dir() {
+                    return Err(Error::Config(format!("{} is not a directory", p.display())));
+                }
+                Arc::new(FilesystemStorage::open(p)?)
+            }
+            RepoSpec::S3(o) => Arc::new(s3_storage(o).await?),
+        };
+        Ok(Some(self.wrap(s)))
+    }
+
+    /// Storage ready for a new repository: a missing directory is created (with kopia's
+    /// `.shards`); an S3 bucket must exist. Refused on a read-only connection.
+    pub async fn storage_for_create(&self) -> Result<Arc<dyn BlobStorage>> {
+        if self.access == Access::ReadOnly {
+            return Err(Error::Config(
+                "cannot create a repository through a read-only connection".into(),
+            ));
+        }
+        Ok(match &self.spec {
+            RepoSpec::Filesystem(p) => Arc::new(FilesystemStorage::create(p)?),
+            RepoSpec::S3(o) => Arc::new(s3_storage(o).await?),
+        })
+    }
+
+    /// Opens the repository; a missing directory is [`Error::RepositoryNotFound`].
+    pub async fn open(&self, password: &str) -> Result<Repository> {
+        let storage = self
+            .storage()
+            .await?
+            .ok_or_else(|| Error::RepositoryNotFound {
+                location: self.describe(),
+                detail: "directory does not exist".into(),
+            })?;
+        Repository::open(storage, password, self.open_options()).await
+    }
+
+    /// Opens the repository, or says what is there instead (see [`Probe`]).
+    pub async fn probe(&self, password: &str) -> Result<Probe> {
+        match self.storage().await? {
+            Some(storage) => self.probe_storage(storage, password).await,
+            None => Ok(Probe::Missing),
+        }
+    }
+
+    /// [`Connection::probe`] on storage from [`Connection::storage`] (for callers that word
+    /// storage errors themselves). Never [`Probe::Missing`].
+    pub async fn probe_storage(
+        &self,
+        storage: Arc<dyn BlobStorage>,
+        password: &str,
+    ) -> Result<Probe> {
+        match Repository::open(storage.clone(), password, self.open_options()).await {
+            Ok(repo) => Ok(Probe::Opened(Box::new(repo))),
+            Err(Error::RepositoryNotFound { .. }) => {
+                let blank = match &self.spec {
+                    RepoSpec::Filesystem(p) => dir_is_blank(p)?,
+                    RepoSpec::S3(_) => storage.list("").await?.is_empty(),
+                };
+                Ok(if blank {
+                    Probe::Blank(storage)
+                } else {
+                    Probe::Foreign
+                })
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Creates a repository in `storage` (from [`Connection::storage_for_create`] or a
+    /// [`Probe::Blank`]; a blank directory gets kopia's `.shards` first).
+    pub async fn create(
+        &self,
+        storage: Arc<dyn BlobStorage>,
+        password: &str,
+        opts: &CreateOptions,
+    ) -> Result<Repository> {
+        let storage = match &self.spec {
+            RepoSpec::Filesystem(p) if !p.join(".shards").exists() => {
+                Arc::new(FilesystemStorage::create(p)?)
+            }
+            _ => storage,
+        };
+        create_repository(storage, password, opts, self.open_options()).await
+    }
+}
+
+/// An S3 storage whose bucket was checked.
+async fn s3_storage(o: &S3Options) -> Result<S3Storage> {
+    let s = S3Storage::new(o.clone())?;
+    s.check_bucket().await?;
+    Ok(s)
+}
+
+/// True when a directory holds nothing but `lost+found` and `.shards`.
+fn dir_is_blank(dir: &Path) -> Result<bool> {
+    let io = |source| Error::Io {
+        path: dir.display().to_string(),
+        source,
+    };
+    for e in std::fs::read_dir(dir).map_err(io)? {
+        let name = e.map_err(io)?.file_name();
+        if !BLANK_DIR_NAMES.iter().any(|n| name == *n) {
+            return Ok(false);
+        }
+    }
+    Ok(true)
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    fn no_env(_: &str) -> Option<String> {
+        None
+    }
+
+    #[test]
+    fn urls() {
+        let fs = RepoSpec::parse("filesystem:///srv/r", &no_env).unwrap();
+        assert_eq!(fs.describe(), "filesystem:///srv/r");
+        let bare = RepoSpec::parse("/srv/r", &no_env).unwrap();
+        assert!(matches!(bare, RepoSpec::Filesystem(p) if p == Path::new("/srv/r")));
+        let e = RepoSpec::parse("filesystem://rel/r", &no_env).unwrap_err();
+        assert!(matches!(e, Error::Config(_)));
+        let e = RepoSpec::parse("azure://c/p", &no_env).unwrap_err();
+        assert!(e.to_string().contains("scheme \"azure\""), "{e}");
+    }
+
+    #[test]
+    fn probe_tells_missing_blank_and_foreign_apart() {
+        let rt = tokio::runtime::Runtime::new().unwrap();
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().join("repo");
+        let conn = Connection::new(RepoSpec::Filesystem(dir.clone()), Access::ReadOnly);
+        assert!(matches!(
+            rt.block_on(conn.probe("pw")).unwrap(),
+            Probe::Missing
+        ));
+        std::fs::create_dir_all(dir.join("lost+found")).unwrap();
+        assert!(matches!(
+            rt.block_on(conn.probe("pw")).unwrap(),
+            Probe::Blank(_)
+        ));
+        std::fs::write(dir.join("notes.txt"), b"mine").unwrap();
+        assert!(matches!(
+            rt.block_on(conn.probe("pw")).unwrap(),
+            Probe::Foreign
+        ));
+        // read-only connections create nothing
+        assert!(rt.block_on(conn.storage_for_create()).is_err());
+        assert!(!dir.join(".shards").exists());
+    }
+}

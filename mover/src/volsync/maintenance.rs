@@ -1,0 +1,62 @@
+//! Maintenance (`DIRECTION=maintenance`, MOVER-CONTRACT §7): open the existing repository
+//! (never create one), take maintenance ownership for the configured owner
+//! (`maintenance@volsync` unless overridden), run quick then full maintenance with kopia's
+//! safety rules, print the summary lines.
+//!
+//! The ownership rule is VolSync's, not kopia's: the KopiaMaintenance job is the repository's
+//! one maintainer, so it claims ownership from whoever held it (kopia would refuse to run).
+
+use arkiv_engine::Repository;
+use arkiv_engine::maintenance::schedule::load_params;
+use arkiv_engine::maintenance::{
+    MaintenanceOptions, MaintenanceReport, run_maintenance, set_owner,
+};
+
+use super::config::{ClientId, MoverConfig};
+use super::{Failure, Stop, connection, storage};
+use crate::cancel::CancellationToken;
+use crate::connect::Access;
+
+/// The maintenance flow.
+pub(super) async fn run(cfg: &MoverConfig, stop: &CancellationToken) -> Result<(), Failure> {
+    let conn = connection(cfg, Access::ReadWrite);
+    let loc = conn.describe();
+    let Some(storage) = storage(cfg, &conn, stop).await? else {
+        return Err(Failure::new(format!(
+            "no repository at {loc} (maintenance never creates one)"
+        )));
+    };
+    let repo = Repository::open(storage, cfg.password.expose(), conn.open_options())
+        .await
+        .map_err(|e| Failure::engine(&format!("opening the repository at {loc}"), &e))?;
+    let owner = &cfg.maintenance_owner;
+    println!("INFO: running maintenance as {owner}");
+    let report = stop
+        .interruptible(async { Ok(maintain_as(&repo, owner).await) })
+        .await?
+        .map_err(|e| Failure::engine("maintenance", &e))?;
+    for line in report.summary_lines() {
+        println!("INFO: {line}");
+    }
+    Ok(())
+}
+
+/// Claims ownership for `owner` if someone else holds it, runs quick maintenance (its failure
+/// is tolerated: full maintenance repeats its work), then full maintenance. Returns the full
+/// run's report.
+async fn maintain_as(
+    repo: &Repository,
+    owner: &ClientId,
+) -> arkiv_engine::Result<MaintenanceReport> {
+    let name = owner.to_string();
+    let (current, _) = load_params(repo).await?;
+    if current.as_ref().is_none_or(|p| p.owner != name) {
+        set_owner(repo, &name, &owner.username, &owner.hostname).await?;
+    }
+    let mut repo = repo.clone();
+    repo.refresh().await?;
+    let mut opts = MaintenanceOptions::new(&owner.username, &owner.hostname);
+    let _quick = run_maintenance(&repo, &opts).await;
+    opts.full = true;
+    run_maintenance(&repo, &opts).await
+}

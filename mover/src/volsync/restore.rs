@@ -1,0 +1,164 @@
+//! Destination (restore): open the repository read-only, pick the snapshot
+//! (`KOPIA_PREVIOUS`, `KOPIA_RESTORE_AS_OF`) with the one engine selector, restore it into
+//! `DATA_DIR`, flush. With nothing to restore, print the discovery block the controller reads.
+
+use std::path::Path;
+
+use arkiv_engine::Repository;
+use arkiv_engine::repo::Snapshot;
+use arkiv_engine::snapshot::restore::{RestoreOptions, restore_entry};
+use arkiv_engine::snapshot::select;
+
+use super::config::{MoverConfig, RestoreConfig};
+use super::{
+    Failure, LOST_FOUND, Produced, Stop, connection, data_dir, prepare_cache, probe, snapshots,
+    storage, unknown_format,
+};
+use crate::cancel::CancellationToken;
+use crate::connect::{Access, Probe};
+use crate::progress::{self, Style};
+use crate::render::text::bytes_base10;
+use crate::render::volsync::{self as report, DiscoveredSnapshot, go_time};
+
+/// The restore flow.
+pub(super) async fn run(
+    cfg: &MoverConfig,
+    r: &RestoreConfig,
+    stop: &CancellationToken,
+    produced: &mut Produced,
+) -> Result<(), Failure> {
+    let data = data_dir(&r.data_dir)?;
+    let source = r.identity.source();
+    prepare_cache(cfg, &source.to_string())?;
+    for a in &r.additional_args {
+        println!(
+            "WARN: KOPIA_ADDITIONAL_ARGS: {a:?} does not apply to a restore in arkiv; ignored"
+        );
+    }
+    let repo = connect_read_only(cfg, stop).await?;
+    let snapshots = match &repo {
+        Some(repo) => {
+            println!(
+                "{}",
+                report::repository_connected(&cfg.repository.describe())
+            );
+            snapshots(repo, stop).await?
+        }
+        None => Vec::new(),
+    };
+    let picked = select::select(&snapshots, &r.selection.query(source.clone())).ok();
+    let (Some(repo), Some(snap)) = (repo.as_ref(), picked) else {
+        println!(
+            "INFO: {} snapshot(s) of {source}; selection: previous={}{}",
+            select::eligible(&snapshots, &source).len(),
+            r.selection.previous,
+            r.selection
+                .restore_as_of
+                .map(|t| format!(", as of {}", t.to_rfc3339()))
+                .unwrap_or_default()
+        );
+        let all = discovered(&snapshots);
+        let discovery = r.discover_snapshots.then_some(all.as_slice());
+        print!(
+            "{}",
+            report::no_snapshot_output(&source.to_string(), discovery)
+        );
+        if r.fail_if_no_snapshot {
+            eprintln!("{}", report::no_snapshot_error(&source.to_string()));
+            return Err(Failure::new(format!(
+                "no eligible snapshot of {source} (ARKIV_FAIL_IF_NO_SNAPSHOT=true)"
+            )));
+        }
+        return Ok(());
+    };
+    println!("{}", report::selected_snapshot(&snap.id.to_string()));
+    println!(
+        "INFO: restoring snapshot of {source} started {} into {}{}",
+        go_time(&snap.manifest.start_time),
+        data.display(),
+        if r.enable_file_deletion {
+            " (removing files that are not in the snapshot)"
+        } else {
+            ""
+        }
+    );
+    let root = snap
+        .root()
+        .map_err(|e| Failure::engine("reading the snapshot", &e))?;
+    let mut opts = RestoreOptions::default();
+    opts.delete_extra = r.enable_file_deletion;
+    opts.keep_in_root = vec![LOST_FOUND.to_owned()];
+    opts.ignore_permission_errors = true;
+    let ticker = progress::start(Style::VolSync, progress::Source::Running("restore"));
+    let stats = stop
+        .interruptible(async {
+            restore_entry(repo, root, data, opts)
+                .await
+                .map_err(|e| Failure::engine(&format!("restoring snapshot {}", snap.id), &e))
+        })
+        .await;
+    drop(ticker);
+    let stats = stats?;
+    produced.snapshot_id = Some(snap.id.to_string());
+    produced.files = stats.files;
+    produced.bytes = stats.bytes;
+    println!(
+        "INFO: restored {} files, {} directories, {} symlinks, {}{}",
+        stats.files,
+        stats.dirs,
+        stats.symlinks,
+        bytes_base10(stats.bytes),
+        if stats.deleted > 0 {
+            format!(", removed {} extra entries", stats.deleted)
+        } else {
+            String::new()
+        }
+    );
+    sync_dir(data)?;
+    println!("{}", report::RESTORE_COMPLETED);
+    Ok(())
+}
+
+/// Opens the repository read-only. `Ok(None)`: there is no repository (nothing created).
+async fn connect_read_only(
+    cfg: &MoverConfig,
+    stop: &CancellationToken,
+) -> Result<Option<Repository>, Failure> {
+    let conn = connection(cfg, Access::ReadOnly);
+    let loc = conn.describe();
+    let Some(storage) = storage(cfg, &conn, stop).await? else {
+        println!("WARN: repository directory {loc} does not exist (nothing was created)");
+        return Ok(None);
+    };
+    match probe(cfg, &conn, storage, stop).await? {
+        Probe::Opened(repo) => Ok(Some(*repo)),
+        Probe::Blank(_) | Probe::Missing => {
+            println!("WARN: no repository at {loc} (nothing was created)");
+            Ok(None)
+        }
+        Probe::Foreign => Err(unknown_format(&loc)),
+    }
+}
+
+fn discovered(snapshots: &[Snapshot]) -> Vec<DiscoveredSnapshot> {
+    snapshots
+        .iter()
+        .map(|s| DiscoveredSnapshot {
+            id: s.id.to_string(),
+            user_name: s.manifest.source.user_name.clone(),
+            host_name: s.manifest.source.host.clone(),
+            path: s.manifest.source.path.clone(),
+            start_time: s.manifest.start_time,
+            end_time: s.manifest.end_time,
+        })
+        .collect()
+}
+
+/// `sync -f DATA_DIR`: flush the whole filesystem holding the restored data.
+fn sync_dir(dir: &Path) -> Result<(), Failure> {
+    use std::os::fd::AsRawFd;
+    let f = std::fs::File::open(dir)
+        .map_err(|e| Failure::new(format!("cannot open {} to sync it: {e}", dir.display())))?;
+    nix::unistd::syncfs(f.as_raw_fd())
+        .map_err(|e| Failure::new(format!("syncing {} failed: {e}", dir.display())))
+}
