@@ -169,16 +169,8 @@ pub async fn run(cli: RestoreCli, env: Env<'_>) -> Result<i32> {
         }
     };
     eprintln!(
-        "Restored {} files, {} directories, {} symlinks, {}{} in {:.1}s",
-        stats.files,
-        stats.dirs,
-        stats.symlinks,
-        text::bytes_base10(stats.bytes),
-        if stats.deleted > 0 {
-            format!(", removed {} extra entries", stats.deleted)
-        } else {
-            String::new()
-        },
+        "Restored {} in {:.1}s",
+        text::restore_stats(&stats),
         started.elapsed().as_secs_f64()
     );
     Ok(exit::OK)

@@ -36,6 +36,7 @@ use arkiv_engine::blob::BlobStorage;
 use arkiv_engine::blob::s3::S3Options;
 use arkiv_engine::clock::{ManualClock, SharedClock, SystemClock};
 use arkiv_engine::{Error, ErrorKind, Repository};
+use arkiv_format::snapshot::SourceInfo;
 
 use crate::Env;
 use crate::cancel::{self, CancellationToken};
@@ -348,8 +349,21 @@ async fn run(
 // ---------------------------------------------------------------------------------------
 // Steps shared by the operations
 
+/// What backup and restore do first: check `DATA_DIR`, turn the identity into the snapshot
+/// source, prepare the cache directory.
+fn begin<'a>(
+    cfg: &MoverConfig,
+    data_dir: &'a Path,
+    identity: &config::Identity,
+) -> Result<(&'a Path, SourceInfo), Failure> {
+    let data = checked_data_dir(data_dir)?;
+    let source = identity.source();
+    prepare_cache(cfg, &source.to_string())?;
+    Ok((data, source))
+}
+
 /// `DATA_DIR`, checked to be a directory.
-fn data_dir(dir: &Path) -> Result<&Path, Failure> {
+fn checked_data_dir(dir: &Path) -> Result<&Path, Failure> {
     match std::fs::metadata(dir) {
         Ok(m) if m.is_dir() => Ok(dir),
         Ok(_) => Err(Failure::new(format!(

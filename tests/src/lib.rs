@@ -391,18 +391,14 @@ pub fn engine_open(
     })
 }
 
-/// Deletes snapshot manifests by ID (what snapshot expiry does), as `user@host`.
-pub fn engine_delete_snapshots(
+/// Commits one batch of manifest changes made by `fill` (for steps the CLI does not offer).
+pub fn engine_manifest_batch(
     rt: &tokio::runtime::Runtime,
     repo: &arkiv_engine::Repository,
-    ids: &[&str],
+    fill: impl FnOnce(&mut arkiv_engine::manifest::ManifestBatch) + Send + 'static,
 ) {
     use arkiv_engine::content::writer::ContentWriter;
     use arkiv_engine::manifest::ManifestBatch;
-    let ids: Vec<arkiv_format::ids::ManifestId> = ids
-        .iter()
-        .map(|s| arkiv_format::ids::ManifestId::new(*s))
-        .collect();
     let repo = repo.clone();
     rt.block_on(async move {
         let cw = ContentWriter::new(
@@ -412,16 +408,48 @@ pub fn engine_delete_snapshots(
             "test-host",
         )
         .unwrap();
-        let now = repo.clock().now();
         tokio::task::spawn_blocking(move || {
             let mut b = ManifestBatch::default();
-            for id in ids {
-                b.delete(id, now);
-            }
+            fill(&mut b);
             b.commit(&cw).unwrap();
             cw.flush().unwrap();
         })
         .await
         .unwrap();
     });
+}
+
+/// Deletes snapshot manifests by ID (what snapshot expiry does).
+pub fn engine_delete_snapshots(
+    rt: &tokio::runtime::Runtime,
+    repo: &arkiv_engine::Repository,
+    ids: &[&str],
+) {
+    let ids: Vec<arkiv_format::ids::ManifestId> = ids
+        .iter()
+        .map(|s| arkiv_format::ids::ManifestId::new(*s))
+        .collect();
+    let now = repo.clock().now();
+    engine_manifest_batch(rt, repo, move |b| {
+        for id in ids {
+            b.delete(id, now);
+        }
+    });
+}
+
+/// Writes a snapshot manifest as kopia labels it; returns its ID.
+pub fn engine_put_snapshot(
+    rt: &tokio::runtime::Runtime,
+    repo: &arkiv_engine::Repository,
+    manifest: &arkiv_format::snapshot::SnapshotManifest,
+) -> String {
+    let labels = arkiv_format::snapshot::snapshot_labels(&manifest.source, &manifest.tags);
+    let payload = manifest.encode().unwrap();
+    let modified = repo.clock().now();
+    let (tx, rx) = std::sync::mpsc::channel();
+    engine_manifest_batch(rt, repo, move |b| {
+        let id = b.put(labels, &payload, modified).unwrap();
+        tx.send(id.to_string()).unwrap();
+    });
+    rx.recv().unwrap()
 }

@@ -9,7 +9,7 @@ use clap::{Args, Subcommand};
 use super::GlobalArgs;
 use crate::Env;
 use crate::exit::{self, CliError};
-use crate::render::text::bytes_base10;
+use crate::render::text::{self, bytes_base10};
 
 /// `arkiv repository …`
 #[derive(Debug, Subcommand)]
@@ -75,12 +75,8 @@ async fn create(g: &GlobalArgs, env: Env<'_>, a: RepositoryCreateArgs) -> Result
     let storage = conn.storage_for_create().await?;
     let repo = conn.create(storage, &password, &opts).await?;
     eprintln!(
-        "Created repository at {} (format version 3, {}, {}, {}); maintenance owner {}",
-        conn.describe(),
-        repo.config().hash,
-        repo.config().encryption,
-        repo.config().splitter,
-        opts.maintenance_owner
+        "Created repository at {}",
+        text::new_repository(&conn.describe(), &repo, &opts.maintenance_owner)
     );
     Ok(exit::OK)
 }

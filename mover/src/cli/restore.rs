@@ -67,17 +67,8 @@ pub async fn run(g: &GlobalArgs, env: Env<'_>, a: RestoreArgs) -> Result<i32> {
     opts.parallel_files = a.parallel.max(1);
     let stats = restore_entry(&repo, &entry, &a.target, opts).await?;
     eprintln!(
-        "Restored {} files, {} directories, {} symlinks, {} ({} bytes){} in {:.1}s",
-        stats.files,
-        stats.dirs,
-        stats.symlinks,
-        text::bytes_base10(stats.bytes),
-        stats.bytes,
-        if stats.deleted > 0 {
-            format!(", removed {} extra entries", stats.deleted)
-        } else {
-            String::new()
-        },
+        "Restored {} in {:.1}s",
+        text::restore_stats(&stats),
         started.elapsed().as_secs_f64()
     );
     Ok(exit::OK)

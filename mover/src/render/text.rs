@@ -2,7 +2,8 @@
 
 use std::fmt::Write as _;
 
-use arkiv_engine::repo::Snapshot;
+use arkiv_engine::repo::{Repository, Snapshot};
+use arkiv_engine::snapshot::restore::RestoreStats;
 use arkiv_format::gojson;
 use arkiv_format::snapshot::{DirEntry, EntryType};
 use chrono::{DateTime, Utc};
@@ -28,6 +29,33 @@ pub fn bytes_base10(n: u64) -> String {
 fn nice_number(f: f64) -> String {
     let s = format!("{f:.1}");
     s.trim_end_matches('0').trim_end_matches('.').to_owned()
+}
+
+/// What a restore wrote: `12 files, 3 directories, 1 symlinks, 4.1 MB (4096000 bytes)`, and
+/// `, removed N extra entries` when it deleted any.
+pub fn restore_stats(stats: &RestoreStats) -> String {
+    let mut out = format!(
+        "{} files, {} directories, {} symlinks, {} ({} bytes)",
+        stats.files,
+        stats.dirs,
+        stats.symlinks,
+        bytes_base10(stats.bytes),
+        stats.bytes
+    );
+    if stats.deleted > 0 {
+        let _ = write!(out, ", removed {} extra entries", stats.deleted);
+    }
+    out
+}
+
+/// A new repository, for the line that announces it: `LOCATION (format version 3, HASH,
+/// ENCRYPTION, SPLITTER); maintenance owner OWNER`.
+pub fn new_repository(location: &str, repo: &Repository, owner: &str) -> String {
+    let c = repo.config();
+    format!(
+        "{location} (format version {}, {}, {}, {}); maintenance owner {owner}",
+        c.version, c.hash, c.encryption, c.splitter
+    )
 }
 
 /// Go's `os.FileMode.String()` for an entry (type letter, setuid `u`, setgid `g`, sticky `t`,

@@ -17,13 +17,49 @@
 //!   counted twice.
 
 use std::collections::BTreeMap;
+use std::fmt;
 use std::fmt::Write as _;
 use std::time::Duration;
 
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde::Serialize;
 
-use crate::volsync::config::Operation;
+/// What the mover was asked to do, with the names the controller and the JSON result use.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Operation {
+    /// argv `backup` or `DIRECTION=source`.
+    Backup,
+    /// argv `restore` or `DIRECTION=destination`.
+    Restore,
+    /// `DIRECTION=maintenance` (KopiaMaintenance jobs).
+    Maintenance,
+}
+
+impl Operation {
+    /// `backup`, `restore` or `maintenance` (the JSON result's `operation`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Operation::Backup => "backup",
+            Operation::Restore => "restore",
+            Operation::Maintenance => "maintenance",
+        }
+    }
+
+    /// The matching `DIRECTION` value: `source`, `destination` or `maintenance`.
+    pub fn direction(self) -> &'static str {
+        match self {
+            Operation::Backup => "source",
+            Operation::Restore => "destination",
+            Operation::Maintenance => "maintenance",
+        }
+    }
+}
+
+impl fmt::Display for Operation {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
 
 /// Bytes of log VolSync keeps in `latestMoverStatus.logs` (operator default
 /// `MOVER_LOG_MAX_BYTES`).

@@ -17,14 +17,14 @@ use arkiv_format::snapshot::SourceInfo;
 use super::additional_args::SnapshotArgs;
 use super::config::{BackupConfig, MoverConfig, Retention};
 use super::{
-    Failure, LOST_FOUND, Produced, Stop, cause, connection, data_dir, prepare_cache, probe,
-    snapshots, storage, unknown_format,
+    Failure, LOST_FOUND, Produced, Stop, begin, cause, connection, probe, snapshots, storage,
+    unknown_format,
 };
 use crate::cancel::CancellationToken;
 use crate::compression;
 use crate::connect::{Access, Connection, Probe};
 use crate::progress::{self, Style};
-use crate::render::text::bytes_base10;
+use crate::render::text::{self, bytes_base10};
 use crate::render::volsync::{self as report, go_time};
 
 /// Time limit of `KOPIA_BEFORE_SNAPSHOT` / `KOPIA_AFTER_SNAPSHOT` (the script's `timeout 300`).
@@ -37,9 +37,7 @@ pub(super) async fn run(
     stop: &CancellationToken,
     produced: &mut Produced,
 ) -> Result<(), Failure> {
-    let data = data_dir(&b.data_dir)?;
-    let source = b.identity.source();
-    prepare_cache(cfg, &source.to_string())?;
+    let (data, source) = begin(cfg, &b.data_dir, &b.identity)?;
     if source_is_empty(data)? {
         println!("{}", report::EMPTY_SOURCE);
         return Ok(());
@@ -238,12 +236,8 @@ async fn create(
         .await
         .map_err(|e| Failure::engine("creating the repository", &e))?;
     println!(
-        "INFO: Repository created at {} ({}, {}, {}); maintenance owner {}",
-        conn.describe(),
-        repo.config().hash,
-        repo.config().encryption,
-        repo.config().splitter,
-        opts.maintenance_owner
+        "INFO: Repository created at {}",
+        text::new_repository(&conn.describe(), &repo, &opts.maintenance_owner)
     );
     stop.check()?;
     Ok(repo)

@@ -105,42 +105,7 @@ pub const DEFAULT_MAINTENANCE_USER: &str = "maintenance";
 /// Maintenance owner host name, also used when an override gives only a user name.
 pub const DEFAULT_MAINTENANCE_HOST: &str = "volsync";
 
-/// What the mover was asked to do.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Operation {
-    /// argv `backup` or `DIRECTION=source`.
-    Backup,
-    /// argv `restore` or `DIRECTION=destination`.
-    Restore,
-    /// `DIRECTION=maintenance` (KopiaMaintenance jobs).
-    Maintenance,
-}
-
-impl Operation {
-    /// `backup`, `restore` or `maintenance` (the JSON result's `operation`).
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Operation::Backup => "backup",
-            Operation::Restore => "restore",
-            Operation::Maintenance => "maintenance",
-        }
-    }
-
-    /// The matching `DIRECTION` value: `source`, `destination` or `maintenance`.
-    pub fn direction(self) -> &'static str {
-        match self {
-            Operation::Backup => "source",
-            Operation::Restore => "destination",
-            Operation::Maintenance => "maintenance",
-        }
-    }
-}
-
-impl fmt::Display for Operation {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
+pub use crate::render::volsync::Operation;
 
 /// A value that must never be printed. `Debug` shows `<redacted>`; there is no `Display`.
 #[derive(Clone, PartialEq, Eq)]

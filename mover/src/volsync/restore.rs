@@ -11,13 +11,13 @@ use arkiv_engine::snapshot::select;
 
 use super::config::{MoverConfig, RestoreConfig};
 use super::{
-    Failure, LOST_FOUND, Produced, Stop, connection, data_dir, prepare_cache, probe, snapshots,
-    storage, unknown_format,
+    Failure, LOST_FOUND, Produced, Stop, begin, connection, probe, snapshots, storage,
+    unknown_format,
 };
 use crate::cancel::CancellationToken;
 use crate::connect::{Access, Probe};
 use crate::progress::{self, Style};
-use crate::render::text::bytes_base10;
+use crate::render::text;
 use crate::render::volsync::{self as report, DiscoveredSnapshot, go_time};
 
 /// The restore flow.
@@ -27,9 +27,7 @@ pub(super) async fn run(
     stop: &CancellationToken,
     produced: &mut Produced,
 ) -> Result<(), Failure> {
-    let data = data_dir(&r.data_dir)?;
-    let source = r.identity.source();
-    prepare_cache(cfg, &source.to_string())?;
+    let (data, source) = begin(cfg, &r.data_dir, &r.identity)?;
     for a in &r.additional_args {
         println!(
             "WARN: KOPIA_ADDITIONAL_ARGS: {a:?} does not apply to a restore in arkiv; ignored"
@@ -102,18 +100,7 @@ pub(super) async fn run(
     produced.snapshot_id = Some(snap.id.to_string());
     produced.files = stats.files;
     produced.bytes = stats.bytes;
-    println!(
-        "INFO: restored {} files, {} directories, {} symlinks, {}{}",
-        stats.files,
-        stats.dirs,
-        stats.symlinks,
-        bytes_base10(stats.bytes),
-        if stats.deleted > 0 {
-            format!(", removed {} extra entries", stats.deleted)
-        } else {
-            String::new()
-        }
-    );
+    println!("INFO: restored {}", text::restore_stats(&stats));
     sync_dir(data)?;
     println!("{}", report::RESTORE_COMPLETED);
     Ok(())
