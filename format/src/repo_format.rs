@@ -24,12 +24,9 @@ use serde::{Deserialize, Serialize};
 use sha2::Sha256;
 
 use crate::encryption::{self, EncryptionAlgorithm, NONCE_LEN, TAG_LEN, derive_key32};
+use crate::gojson::{self, base64_bytes, null_default};
 use crate::hashing::HashAlgorithm;
 use crate::{Error, Result};
-
-pub(crate) mod golite;
-
-use golite::{base64_bytes, go_time, null_default};
 
 /// Blob ID of the format blob.
 pub const FORMAT_BLOB_ID: &str = "kopia.repository";
@@ -211,19 +208,19 @@ impl FormatBlob {
             if v.is_empty() {
                 "null".to_owned()
             } else {
-                golite::quote(&base64::Engine::encode(
+                gojson::quote_text(&base64::Engine::encode(
                     &base64::engine::general_purpose::STANDARD,
                     v,
                 ))
             }
         };
         let mut fields = vec![
-            ("tool", golite::quote(&self.tool)),
-            ("buildVersion", golite::quote(&self.build_version)),
-            ("buildInfo", golite::quote(&self.build_info)),
+            ("tool", gojson::quote_text(&self.tool)),
+            ("buildVersion", gojson::quote_text(&self.build_version)),
+            ("buildInfo", gojson::quote_text(&self.build_info)),
             ("uniqueID", b64(&self.unique_id)),
-            ("keyAlgo", golite::quote(&self.key_algo)),
-            ("encryption", golite::quote(&self.encryption)),
+            ("keyAlgo", gojson::quote_text(&self.key_algo)),
+            ("encryption", gojson::quote_text(&self.encryption)),
         ];
         if !self.encrypted_block_format.is_empty() {
             fields.push(("encryptedBlockFormat", b64(&self.encrypted_block_format)));
@@ -416,7 +413,11 @@ pub struct UpgradeLock {
     )]
     pub owner_id: String,
     /// When the lock was placed.
-    #[serde(rename = "creationTime", with = "go_time", default = "go_time::zero")]
+    #[serde(
+        rename = "creationTime",
+        with = "gojson::time::null_is_zero",
+        default = "gojson::time::zero"
+    )]
     pub creation_time: DateTime<Utc>,
     /// Advance notice before the lock takes effect.
     #[serde(
@@ -721,7 +722,7 @@ impl RepositoryConfig {
                     "an upgrade lock is held by {:?} since {} (kopia repository upgrade in progress); \
                      refusing to access the repository until the upgrade completes",
                     lock.owner_id,
-                    go_time::format(&lock.creation_time)
+                    gojson::time::format(&lock.creation_time)
                 ),
             ));
         }
@@ -830,7 +831,7 @@ pub fn config_json(cfg: &RepositoryConfig) -> Result<Vec<u8>> {
     struct Ref<'a> {
         format: &'a RepositoryConfig,
     }
-    golite::to_vec(&Ref { format: cfg }).map_err(|e| Error::json("repository config", e))
+    gojson::to_go_json_text(&Ref { format: cfg }, "repository config")
 }
 
 /// Encrypts the config into `encryptedBlockFormat` bytes (`nonce || ciphertext || tag`).
@@ -944,7 +945,7 @@ pub fn encrypt_blobcfg(
     cfg: &BlobCfg,
     nonce: [u8; NONCE_LEN],
 ) -> Result<Vec<u8>> {
-    let json = golite::to_vec(cfg).map_err(|e| Error::json("kopia.blobcfg", e))?;
+    let json = gojson::to_go_json_text(cfg, "kopia.blobcfg")?;
     match blob.encryption.as_str() {
         "NONE" => Ok(json),
         FORMAT_ENCRYPTION => seal_with_format_key(format_key, &blob.unique_id, &json, nonce),

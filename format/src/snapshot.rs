@@ -254,9 +254,9 @@ pub struct DirEntry {
     pub size: i64,
     /// Modification time; omitted when it is the Unix epoch.
     #[serde(
-        with = "gojson::time_omit_epoch",
-        default = "gojson::unix_epoch",
-        skip_serializing_if = "gojson::is_unix_epoch"
+        with = "gojson::time",
+        default = "gojson::time::unix_epoch",
+        skip_serializing_if = "gojson::time::is_unix_epoch"
     )]
     pub mtime: DateTime<Utc>,
     /// Owner user ID.
@@ -456,7 +456,7 @@ impl DirManifestBuilder {
     pub fn new() -> Self {
         DirManifestBuilder {
             summary: DirectorySummary {
-                max_time: gojson::unix_epoch(),
+                max_time: gojson::time::unix_epoch(),
                 ..Default::default()
             },
             entries: Vec::new(),
@@ -682,7 +682,7 @@ mod tests {
     // TEST-VECTORS.md §V-CONTENT: directory listing JSON, built from typed values.
     #[test]
     fn v_content_dir_listing_exact() {
-        let t = |s: &str| gojson::parse_go_time(s).unwrap();
+        let t = |s: &str| gojson::time::parse(s).unwrap();
         let mut b = DirManifestBuilder::new();
         b.add_entry(DirEntry {
             name: "suid-tool".into(),
@@ -719,16 +719,14 @@ mod tests {
         let v = "{\"stream\":\"kopia:directory\",\"entries\":[],\"summary\":{\"size\":0,\"files\":0,\"symlinks\":0,\"dirs\":1,\"maxTime\":\"2024-05-06T07:08:09.12Z\",\"numFailed\":0}}\n";
         let dm = DirManifest::parse(v.as_bytes()).unwrap();
         assert!(dm.entries.is_empty());
-        let built = DirManifestBuilder::new().build(
-            gojson::parse_go_time("2024-05-06T07:08:09.12Z").unwrap(),
-            "",
-        );
+        let built = DirManifestBuilder::new()
+            .build(gojson::time::parse("2024-05-06T07:08:09.12Z").unwrap(), "");
         assert_eq!(built, dm);
         let enc = String::from_utf8(built.encode().unwrap()).unwrap();
         assert_eq!(enc, v.replace("\"entries\":[]", "\"entries\":null"));
         // repo-b nested/empty-dir: content k06042ad… is 144 bytes long.
         let kopia = DirManifestBuilder::new()
-            .build(gojson::parse_go_time("2023-11-19T08:13:20Z").unwrap(), "");
+            .build(gojson::time::parse("2023-11-19T08:13:20Z").unwrap(), "");
         assert_eq!(kopia.encode().unwrap().len(), 144);
     }
 
