@@ -1,8 +1,13 @@
 //! Known-answer tests of TEST-VECTORS.md §V-PBKDF, §V-FMT and §V-MAINT (cache key).
 #![allow(clippy::unwrap_used, clippy::indexing_slicing, clippy::panic)]
 
+use super::config::EncryptedRepositoryConfig;
+use super::format_key::format_aead_keys;
 use super::*;
+use crate::Error;
+use crate::encryption::EncryptionAlgorithm;
 use crate::gojson;
+use crate::hashing::HashAlgorithm;
 
 fn unhex(s: &str) -> Vec<u8> {
     hex::decode(s).unwrap()
