@@ -1,4 +1,4 @@
-//! Go `time.Duration` text: [`format`] is `Duration.String()`, [`parse`] is
+//! Go `time.Duration` text: [`format()`] is `Duration.String()`, [`parse`] is
 //! `time.ParseDuration`.
 //!
 //! A Go duration is an `int64` count of nanoseconds; kopia stores durations that way in JSON

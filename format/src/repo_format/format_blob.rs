@@ -53,7 +53,7 @@ impl fmt::Debug for FormatBlob {
 
 impl FormatBlob {
     /// A new format blob as `kopia repository create` writes it (config not yet encrypted:
-    /// call [`encrypt_config`] and store the result in `encrypted_block_format`).
+    /// call [`encrypt_config`](super::encrypt_config) and store the result in `encrypted_block_format`).
     pub fn new(
         build_version: impl Into<String>,
         build_info: impl Into<String>,
