@@ -370,7 +370,7 @@ impl ContentWriter {
         let builder = PackBuilder::aligned(
             rand::random(),
             self.max_pack_size + SCRATCH_KEEP,
-            crate::blob::filesystem::DIRECT_IO_ALIGN,
+            crate::direct_io::ALIGN,
         );
         PendingPack {
             id: BlobId::new(format!("{prefix}{}-{}", hex::encode(r), self.session_id)),
