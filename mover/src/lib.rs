@@ -4,6 +4,10 @@
 //! engine, and maps errors to exit codes. No format or storage logic lives here.
 
 pub mod cli;
+/// Building storage stacks and open options (for now only the S3 environment mapping).
+pub mod connect {
+    pub mod s3_env;
+}
 pub mod env;
 pub mod exit;
 pub mod location;

@@ -1,6 +1,6 @@
 //! Repository locations: `filesystem:///abs/path` (or a bare absolute path) and
 //! `s3://BUCKET[/PREFIX]` (endpoint, TLS, region and credentials from the environment:
-//! `ARKIV_S3_*` over `KOPIA_S3_*`/`AWS_*`, see `arkiv_engine::blob::s3`).
+//! `ARKIV_S3_*` over `KOPIA_S3_*`/`AWS_*`, see [`crate::connect::s3_env`]).
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -36,9 +36,9 @@ impl Location {
             return Ok(Location::Filesystem(PathBuf::from(rest)));
         }
         if url.starts_with("s3://") {
-            return Ok(Location::S3(Box::new(S3Options::from_url_and_env(
-                url, env,
-            )?)));
+            return Ok(Location::S3(Box::new(
+                crate::connect::s3_env::s3_options_from_env(url, env)?,
+            )));
         }
         if url.starts_with('/') {
             return Ok(Location::Filesystem(PathBuf::from(url)));
