@@ -410,17 +410,40 @@ async fn maintenance(cfg: &MoverConfig, stop: &Stop) -> Result<(), Failure> {
     let owner = cfg.maintenance_owner.to_string();
     println!("INFO: running maintenance as {owner}");
     let report = stop
-        .interruptible(async {
-            Ok::<_, Failure>(
-                arkiv_engine::maintenance::run_maintenance_as(&repo, &owner, true).await,
-            )
-        })
+        .interruptible(async { Ok::<_, Failure>(run_maintenance_as(&repo, &owner, true).await) })
         .await?
         .map_err(|e| Failure::engine("maintenance", &e))?;
     for line in report.summary_lines() {
         println!("INFO: {line}");
     }
     Ok(())
+}
+
+/// The mover's maintenance mode (MOVER-CONTRACT §7.2): claim ownership for `owner`
+/// (`user@host`) if someone else holds it, run quick maintenance (a failure is tolerated),
+/// then full maintenance when `full`. Returns the last run's report.
+async fn run_maintenance_as(
+    repo: &Repository,
+    owner: &str,
+    full: bool,
+) -> arkiv_engine::Result<arkiv_engine::maintenance::MaintenanceReport> {
+    use arkiv_engine::maintenance::{
+        MaintenanceOptions, identity_parts, run_maintenance, schedule, set_owner,
+    };
+    let (user, host) = identity_parts(owner);
+    let current = schedule::load_params(repo).await?.0;
+    if current.as_ref().is_none_or(|p| p.owner != owner) {
+        set_owner(repo, owner, &user, &host).await?;
+    }
+    let mut repo = repo.clone();
+    repo.refresh().await?;
+    let mut opts = MaintenanceOptions::new(&user, &host);
+    let quick = run_maintenance(&repo, &opts).await;
+    if !full {
+        return quick;
+    }
+    opts.full = true;
+    run_maintenance(&repo, &opts).await
 }
 
 // ---------------------------------------------------------------------------------------
