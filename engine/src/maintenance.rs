@@ -744,22 +744,15 @@ impl fmt::Display for MaintenanceInfo {
             return writeln!(f, "Owner: (none: maintenance parameters not set)");
         };
         writeln!(f, "Owner: {}", p.owner)?;
-        writeln!(f, "Quick Cycle:")?;
-        writeln!(f, "  scheduled: {}", p.quick.enabled)?;
-        writeln!(f, "  interval: {}", go_duration(p.quick.interval))?;
-        writeln!(
-            f,
-            "  next run: {}",
-            self.schedule.next_quick_maintenance.to_rfc3339()
-        )?;
-        writeln!(f, "Full Cycle:")?;
-        writeln!(f, "  scheduled: {}", p.full.enabled)?;
-        writeln!(f, "  interval: {}", go_duration(p.full.interval))?;
-        writeln!(
-            f,
-            "  next run: {}",
-            self.schedule.next_full_maintenance.to_rfc3339()
-        )?;
+        for (name, cycle, next) in [
+            ("Quick", &p.quick, self.schedule.next_quick_maintenance),
+            ("Full", &p.full, self.schedule.next_full_maintenance),
+        ] {
+            writeln!(f, "{name} Cycle:")?;
+            writeln!(f, "  scheduled: {}", cycle.enabled)?;
+            writeln!(f, "  interval: {}", go_duration(cycle.interval))?;
+            writeln!(f, "  next run: {}", next.to_rfc3339())?;
+        }
         writeln!(f, "Recent Maintenance Runs:")?;
         if let Some(runs) = &self.schedule.runs {
             for (task, list) in runs {
