@@ -1088,7 +1088,14 @@ mod tests {
     fn read_only_directory_fails_open() {
         use std::os::unix::fs::PermissionsExt;
         if nix_euid_is_root() {
-            eprintln!("skipping read-only directory assertion: running as root");
+            // Root writes through any mode bits: nothing to check. Said on the real stderr
+            // (the harness captures `eprintln!`), so the skip is seen.
+            use std::io::Write;
+            let _ = writeln!(
+                std::io::stderr(),
+                "\n*** SKIPPED read_only_directory_fails_open: running as root, which \
+                 ignores read-only modes ***\n"
+            );
             return;
         }
         let dir = tempfile::tempdir().unwrap();

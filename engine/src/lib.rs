@@ -16,6 +16,7 @@ pub mod cache;
 pub mod clock;
 pub mod content;
 pub mod cpu;
+pub mod direct_io;
 pub mod error;
 pub mod initialize;
 pub mod maintenance;

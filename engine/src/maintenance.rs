@@ -567,7 +567,8 @@ async fn apply_rewrite(
         .map_err(join_err)?
 }
 
-fn identity_parts(user_at_host: &str) -> (String, String) {
+/// Splits a `user@host` identity at its last `@` (no `@`: all user, empty host).
+pub fn identity_parts(user_at_host: &str) -> (String, String) {
     match user_at_host.rsplit_once('@') {
         Some((u, h)) => (u.to_owned(), h.to_owned()),
         None => (user_at_host.to_owned(), String::new()),
@@ -732,33 +733,25 @@ pub async fn maintenance_info(repo: &Repository) -> Result<MaintenanceInfo> {
     })
 }
 
-fn go_duration(ns: i64) -> String {
-    let s = ns / 1_000_000_000;
-    format!("{}h{}m{}s", s / 3600, (s % 3600) / 60, s % 60)
-}
-
 impl fmt::Display for MaintenanceInfo {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let Some(p) = &self.params else {
             return writeln!(f, "Owner: (none: maintenance parameters not set)");
         };
         writeln!(f, "Owner: {}", p.owner)?;
-        writeln!(f, "Quick Cycle:")?;
-        writeln!(f, "  scheduled: {}", p.quick.enabled)?;
-        writeln!(f, "  interval: {}", go_duration(p.quick.interval))?;
-        writeln!(
-            f,
-            "  next run: {}",
-            self.schedule.next_quick_maintenance.to_rfc3339()
-        )?;
-        writeln!(f, "Full Cycle:")?;
-        writeln!(f, "  scheduled: {}", p.full.enabled)?;
-        writeln!(f, "  interval: {}", go_duration(p.full.interval))?;
-        writeln!(
-            f,
-            "  next run: {}",
-            self.schedule.next_full_maintenance.to_rfc3339()
-        )?;
+        for (name, cycle, next) in [
+            ("Quick", &p.quick, self.schedule.next_quick_maintenance),
+            ("Full", &p.full, self.schedule.next_full_maintenance),
+        ] {
+            writeln!(f, "{name} Cycle:")?;
+            writeln!(f, "  scheduled: {}", cycle.enabled)?;
+            writeln!(
+                f,
+                "  interval: {}",
+                arkiv_format::gojson::duration::format(cycle.interval)
+            )?;
+            writeln!(f, "  next run: {}", next.to_rfc3339())?;
+        }
         writeln!(f, "Recent Maintenance Runs:")?;
         if let Some(runs) = &self.schedule.runs {
             for (task, list) in runs {
@@ -795,30 +788,6 @@ pub async fn set_owner(
         .unwrap_or_else(|| MaintenanceParams::default_for_owner(owner));
     params.owner = owner.to_owned();
     schedule::store_params(repo, &params, username, hostname).await
-}
-
-/// The mover's maintenance mode (MOVER-CONTRACT §7.2): claim ownership for `owner`
-/// (`user@host`) if someone else holds it, run quick maintenance (a failure is tolerated),
-/// then full maintenance when `full`. Returns the last run's report.
-pub async fn run_maintenance_as(
-    repo: &Repository,
-    owner: &str,
-    full: bool,
-) -> Result<MaintenanceReport> {
-    let (user, host) = identity_parts(owner);
-    let current = schedule::load_params(repo).await?.0;
-    if current.as_ref().is_none_or(|p| p.owner != owner) {
-        set_owner(repo, owner, &user, &host).await?;
-    }
-    let mut repo = repo.clone();
-    repo.refresh().await?;
-    let mut opts = MaintenanceOptions::new(&user, &host);
-    let quick = run_maintenance(&repo, &opts).await;
-    if !full {
-        return quick;
-    }
-    opts.full = true;
-    run_maintenance(&repo, &opts).await
 }
 
 #[cfg(test)]

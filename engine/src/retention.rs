@@ -156,7 +156,7 @@ impl fmt::Display for RetentionPlan {
             let verb = if d.keep { "keep  " } else { "delete" };
             let line = format!(
                 "  {verb}  {}  {}  {why}",
-                d.start_time.format("%Y-%m-%d %H:%M:%S UTC"),
+                arkiv_format::gojson::time::format_cli(&d.start_time),
                 d.id
             );
             writeln!(f, "{}", line.trim_end())?;
@@ -258,7 +258,7 @@ pub async fn list_sources(repo: &Repository) -> Result<Vec<SourceInfo>> {
 mod tests {
     use super::*;
     use crate::repo::Snapshot;
-    use arkiv_format::gojson::parse_go_time;
+    use arkiv_format::gojson::time::parse as parse_go_time;
     use arkiv_format::policy::RetentionPolicy;
     use arkiv_format::snapshot::SnapshotManifest;
 

@@ -92,21 +92,36 @@ async fn sixty_snapshots_with_churn_and_retention() {
     assert!(repo.indexes().blob_count() <= 80);
 }
 
-/// The mover hook claims ownership for its identity, runs quick then full maintenance, and
-/// reports summary lines; afterwards the previous owner is refused.
+/// The mover's maintenance steps through the public API: claim ownership for its identity
+/// (it is not the owner yet), run quick then full maintenance, and report summary lines;
+/// afterwards the previous owner is refused.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn mover_hook_claims_ownership_and_reports() {
+async fn mover_steps_claim_ownership_and_report() {
     use arkiv_engine::maintenance::{
-        MaintenanceOptions, maintenance_info, run_maintenance, run_maintenance_as,
+        MaintenanceOptions, identity_parts, maintenance_info, run_maintenance, schedule, set_owner,
     };
     let mut sim = new_sim(MAX_PACK).await;
     let mut r = rng(1);
     let tree = random_tree(&mut r, 5);
     snapshot(&sim.repo, &tree).await;
     sim.refresh().await;
-    let rep = run_maintenance_as(&sim.repo, "maintenance@volsync", true)
-        .await
-        .unwrap();
+
+    let owner = "maintenance@volsync";
+    let (user, host) = identity_parts(owner);
+    assert_eq!((user.as_str(), host.as_str()), ("maintenance", "volsync"));
+    let current = schedule::load_params(&sim.repo).await.unwrap().0;
+    assert!(current.as_ref().is_none_or(|p| p.owner != owner));
+    set_owner(&sim.repo, owner, &user, &host).await.unwrap();
+    sim.refresh().await;
+    let mut opts = MaintenanceOptions::new(&user, &host);
+    let quick = run_maintenance(&sim.repo, &opts).await.unwrap();
+    assert!(
+        quick.summary_lines()[0].contains("quick maintenance completed as maintenance@volsync"),
+        "{:?}",
+        quick.summary_lines()
+    );
+    opts.full = true;
+    let rep = run_maintenance(&sim.repo, &opts).await.unwrap();
     let lines = rep.summary_lines();
     assert!(
         lines[0].contains("full maintenance completed as maintenance@volsync"),
@@ -114,7 +129,7 @@ async fn mover_hook_claims_ownership_and_reports() {
     );
     sim.refresh().await;
     let info = maintenance_info(&sim.repo).await.unwrap();
-    assert_eq!(info.params.as_ref().unwrap().owner, "maintenance@volsync");
+    assert_eq!(info.params.as_ref().unwrap().owner, owner);
     assert!(!info.schedule.runs_of("snapshot-gc").is_empty());
     assert!(info.to_string().starts_with("Owner: maintenance@volsync\n"));
     let err = run_maintenance(&sim.repo, &MaintenanceOptions::new(USER, HOST))

@@ -17,7 +17,7 @@ use arkiv_engine::manifest::ManifestBatch;
 use arkiv_engine::policy::{PolicyTarget, get_policy, set_policy};
 use arkiv_engine::retention::{RetentionPlan, apply_expiry, expire_source, plan_expiry};
 use arkiv_engine::snapshot::upload::{UploadOptions, UploadProgress, snapshot_directory};
-use arkiv_format::gojson::parse_go_time;
+use arkiv_format::gojson::time::parse as parse_go_time;
 use arkiv_format::ids::ManifestId;
 use arkiv_format::policy::{Policy, RetentionPolicy, policy_labels_for_source};
 use arkiv_format::snapshot::{SourceInfo, snapshot_labels};

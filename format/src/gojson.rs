@@ -1,4 +1,11 @@
-//! Byte-exact Go `encoding/json` output (FORMAT.md §18.1) and Go timestamps.
+//! Go compatibility: everything kopia's Go code writes or parses in a fixed textual form, in
+//! one place.
+//!
+//! * This module: byte-exact Go `encoding/json` output (FORMAT.md §18.1) and the Go JSON
+//!   decoding leniencies the codecs share (`null` as the zero value, `[]byte` as base64).
+//! * [`time`]: Go `time.Time` text (RFC 3339 with nanoseconds, as `MarshalJSON` writes it),
+//!   its parser and serde helpers, and kopia's CLI timestamp layout.
+//! * [`duration`]: Go `time.Duration` text, `String()` and `ParseDuration`.
 //!
 //! Kopia hashes the JSON it writes (directory listings, chunk lists, manifest files), so an
 //! encoder that wants to produce the same content IDs as kopia must write the same bytes.
@@ -14,39 +21,54 @@
 //!   control-character escaping is identical, so [`GoFormatter`] keeps it.
 //! * Go replaces every byte of invalid UTF-8 by the six characters `\ufffd`. Rust strings
 //!   cannot hold invalid UTF-8; callers convert raw names with [`go_string_lossy`], which
-//!   replaces each invalid byte by U+FFFD, and [`GoFormatter`] then writes every U+FFFD as the
+//!   replaces each invalid byte by U+FFFD, and [`to_go_json`] then writes every U+FFFD as the
 //!   escape `\ufffd`. That reproduces kopia's bytes for non-UTF-8 names; for a name that
 //!   *genuinely* contains U+FFFD, Go would write the raw character instead (a byte difference,
-//!   not a semantic one: both decode to the same string).
+//!   not a semantic one: both decode to the same string). Documents whose strings are text
+//!   decoded from JSON (the repository config, `kopia.blobcfg`, maintenance documents, legacy
+//!   index logs) use [`to_go_json_text`], which writes U+FFFD raw, as Go does for them.
 //! * `[]byte` is standard base64 with padding; floats use Go's `'f'`/`'e'` switch at 1e-6 and
 //!   1e21 with exponents like `e-7` and `e+21`.
 //! * `json.RawMessage` is re-compacted with the same escaping (Go runs `compact` on it).
-//!
-//! Timestamps: Go's `time.Time` marshals as RFC 3339 with up to nine fraction digits, trailing
-//! zeros trimmed (`2024-05-06T07:08:09.12Z`), `Z` for UTC. Kopia's `fs.UTCTimestamp` is an
-//! `int64` of nanoseconds since the Unix epoch marshalled the same way after `.UTC()`.
 
 use std::io;
 
 use base64::Engine as _;
-use chrono::{DateTime, Datelike, NaiveDate, Timelike, Utc};
 use serde::Serialize;
 use serde_json::ser::{CharEscape, Formatter};
 
 use crate::{Error, Result};
 
+pub mod duration;
+pub mod time;
+
 /// A `serde_json` formatter producing Go `encoding/json` bytes (compact form).
 ///
-/// Use it through [`to_go_json`], [`to_go_json_line`] or [`to_go_json_indent`].
+/// Use it through [`to_go_json`], [`to_go_json_line`], [`to_go_json_indent`] or
+/// [`to_go_json_text`]. [`GoFormatter::default`] writes U+FFFD as `\ufffd` (strings made by
+/// [`go_string_lossy`]); [`GoFormatter::text`] writes it raw (strings that are genuine text).
 #[derive(Debug, Default, Clone, Copy)]
-pub struct GoFormatter;
+pub struct GoFormatter {
+    /// Write U+FFFD as the raw character instead of `\ufffd`.
+    raw_replacement_char: bool,
+}
+
+impl GoFormatter {
+    /// The formatter for documents whose strings are text (decoded from JSON, typed by a
+    /// user): U+FFFD is an ordinary character, written raw as Go writes it.
+    pub fn text() -> Self {
+        GoFormatter {
+            raw_replacement_char: true,
+        }
+    }
+}
 
 impl Formatter for GoFormatter {
     fn write_string_fragment<W>(&mut self, writer: &mut W, fragment: &str) -> io::Result<()>
     where
         W: ?Sized + io::Write,
     {
-        write_go_escaped_fragment(writer, fragment)
+        write_go_escaped_fragment(writer, fragment, !self.raw_replacement_char)
     }
 
     fn write_char_escape<W>(&mut self, writer: &mut W, char_escape: CharEscape) -> io::Result<()>
@@ -125,6 +147,7 @@ fn go_float<F: std::fmt::Display + std::fmt::LowerExp + Copy>(value: F, exponent
 fn write_go_escaped_fragment<W: ?Sized + io::Write>(
     writer: &mut W,
     fragment: &str,
+    escape_replacement_char: bool,
 ) -> io::Result<()> {
     let mut start = 0;
     for (i, ch) in fragment.char_indices() {
@@ -134,7 +157,7 @@ fn write_go_escaped_fragment<W: ?Sized + io::Write>(
             '&' => b"\\u0026",
             '\u{2028}' => b"\\u2028",
             '\u{2029}' => b"\\u2029",
-            '\u{fffd}' => b"\\ufffd",
+            '\u{fffd}' if escape_replacement_char => b"\\ufffd",
             _ => continue,
         };
         writer.write_all(fragment.get(start..i).unwrap_or_default().as_bytes())?;
@@ -255,14 +278,37 @@ fn go_indent(src: &[u8], indent: &str) -> Vec<u8> {
     out
 }
 
-/// Like Go's `json.Marshal`: compact, no trailing newline.
-pub fn to_go_json<T: Serialize + ?Sized>(value: &T) -> Result<Vec<u8>> {
+fn encode<T: Serialize + ?Sized>(
+    value: &T,
+    formatter: GoFormatter,
+    what: &'static str,
+) -> Result<Vec<u8>> {
     let mut out = Vec::with_capacity(128);
-    let mut ser = serde_json::Serializer::with_formatter(&mut out, GoFormatter);
+    let mut ser = serde_json::Serializer::with_formatter(&mut out, formatter);
     value
         .serialize(&mut ser)
-        .map_err(|e| Error::json("Go JSON encoding", e))?;
+        .map_err(|e| Error::json(what, e))?;
     Ok(out)
+}
+
+/// Like Go's `json.Marshal`: compact, no trailing newline. U+FFFD is written as `\ufffd`
+/// (see the module docs).
+pub fn to_go_json<T: Serialize + ?Sized>(value: &T) -> Result<Vec<u8>> {
+    encode(value, GoFormatter::default(), "Go JSON encoding")
+}
+
+/// Like Go's `json.Marshal` of a document whose strings are text: compact, no trailing
+/// newline, U+FFFD written raw ([`GoFormatter::text`]). `what` names the document in the
+/// error (a time outside Go's years, a map with non-string keys).
+pub fn to_go_json_text<T: Serialize + ?Sized>(value: &T, what: &'static str) -> Result<Vec<u8>> {
+    encode(value, GoFormatter::text(), what)
+}
+
+/// One Go-escaped JSON string literal of text, quotes included (as [`to_go_json_text`]).
+pub(crate) fn quote_text(s: &str) -> String {
+    // Serializing a string into a Vec cannot fail, and the output is UTF-8.
+    let bytes = encode(s, GoFormatter::text(), "string").unwrap_or_default();
+    String::from_utf8(bytes).unwrap_or_default()
 }
 
 /// Like Go's `json.NewEncoder(w).Encode(v)`: compact plus a trailing `\n`.
@@ -302,156 +348,51 @@ pub fn go_string_lossy(bytes: &[u8]) -> String {
     }
 }
 
-/// Formats a timestamp like Go's `time.Time.MarshalJSON` of a UTC time (without quotes):
-/// `2006-01-02T15:04:05.999999999Z07:00` with trailing fraction zeros trimmed and `Z`.
-/// The zero `time.Time` is `0001-01-01T00:00:00Z`.
-pub fn format_go_time(t: &DateTime<Utc>) -> String {
-    let mut s = format!(
-        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}",
-        t.year(),
-        t.month(),
-        t.day(),
-        t.hour(),
-        t.minute(),
-        t.second()
-    );
-    // chrono represents leap seconds as nanosecond >= 1e9; Go has no leap seconds.
-    let nanos = t.nanosecond() % 1_000_000_000;
-    if nanos != 0 {
-        let frac = format!("{nanos:09}");
-        s.push('.');
-        s.push_str(frac.trim_end_matches('0'));
-    }
-    s.push('Z');
-    s
+/// Reads `null` as the type's default, as Go leaves a field at its zero value:
+/// `#[serde(default, deserialize_with = "crate::gojson::null_default")]`.
+pub(crate) fn null_default<'de, D, T>(d: D) -> std::result::Result<T, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: serde::Deserialize<'de> + Default,
+{
+    Ok(<Option<T> as serde::Deserialize>::deserialize(d)?.unwrap_or_default())
 }
 
-/// Parses an RFC 3339 timestamp with any offset (what Go's `time.Time.UnmarshalJSON`
-/// accepts), returning it in UTC.
-///
-/// A leap second (`:60`) is refused, as Go refuses it ("second out of range"): chrono
-/// would accept it and write it back as another instant (found by the `dir_manifest`
-/// fuzz target).
-pub fn parse_go_time(s: &str) -> Result<DateTime<Utc>> {
-    let t = DateTime::parse_from_rfc3339(s)
-        .map(|t| t.with_timezone(&Utc))
-        .map_err(|e| Error::invalid("timestamp", format!("{s:?}: {e}")))?;
-    if t.timestamp_subsec_nanos() >= 1_000_000_000 {
-        return Err(Error::invalid(
-            "timestamp",
-            format!("{s:?}: second out of range"),
-        ));
-    }
-    Ok(t)
-}
+/// A Go `[]byte` field without `omitempty`: standard base64 with padding; empty is written
+/// as `null` (Go's nil slice) and `null` reads as empty.
+/// `#[serde(default, with = "crate::gojson::base64_bytes")]`.
+pub(crate) mod base64_bytes {
+    use base64::Engine;
+    use base64::engine::general_purpose::STANDARD;
+    use serde::{Deserialize, Deserializer, Serializer};
 
-/// Go's zero `time.Time` (`0001-01-01T00:00:00Z`).
-pub fn go_zero_time() -> DateTime<Utc> {
-    NaiveDate::from_ymd_opt(1, 1, 1)
-        .and_then(|d| d.and_hms_opt(0, 0, 0))
-        .map(|n| n.and_utc())
-        .unwrap_or(DateTime::<Utc>::MIN_UTC)
-}
-
-/// The Unix epoch, which kopia's `fs.UTCTimestamp(0)` stands for.
-pub fn unix_epoch() -> DateTime<Utc> {
-    DateTime::<Utc>::UNIX_EPOCH
-}
-
-/// True for the Unix epoch (kopia's `omitempty` on an `fs.UTCTimestamp` omits it).
-pub fn is_unix_epoch(t: &DateTime<Utc>) -> bool {
-    *t == DateTime::<Utc>::UNIX_EPOCH
-}
-
-fn serialize_time<S: serde::Serializer>(
-    t: &DateTime<Utc>,
-    s: S,
-) -> std::result::Result<S::Ok, S::Error> {
-    if !(0..=9999).contains(&t.year()) {
-        // Go's Time.MarshalJSON refuses years outside [0,9999].
-        return Err(serde::ser::Error::custom(format!(
-            "Time.MarshalJSON: year {} outside of range [0,9999]",
-            t.year()
-        )));
-    }
-    s.serialize_str(&format_go_time(t))
-}
-
-fn deserialize_time<'de, D: serde::Deserializer<'de>>(
-    d: D,
-) -> std::result::Result<DateTime<Utc>, D::Error> {
-    let s = <std::borrow::Cow<'de, str> as serde::Deserialize>::deserialize(d)?;
-    parse_go_time(&s).map_err(serde::de::Error::custom)
-}
-
-/// Serde helper for a Go `time.Time` / kopia `fs.UTCTimestamp` field that is always written:
-/// `#[serde(with = "crate::gojson::time")]`.
-pub mod time {
-    use chrono::{DateTime, Utc};
-
-    /// Serializes as Go's `time.Time.MarshalJSON` of the UTC time.
-    pub fn serialize<S: serde::Serializer>(t: &DateTime<Utc>, s: S) -> Result<S::Ok, S::Error> {
-        super::serialize_time(t, s)
+    pub(crate) fn serialize<S: Serializer>(v: &[u8], s: S) -> Result<S::Ok, S::Error> {
+        if v.is_empty() {
+            s.serialize_none()
+        } else {
+            s.serialize_str(&STANDARD.encode(v))
+        }
     }
 
-    /// Parses an RFC 3339 string with any offset.
-    pub fn deserialize<'de, D: serde::Deserializer<'de>>(d: D) -> Result<DateTime<Utc>, D::Error> {
-        super::deserialize_time(d)
-    }
-}
-
-/// Serde helper for an `fs.UTCTimestamp` with `omitempty` (e.g. `DirEntry.mtime`): omitted when
-/// it is exactly the Unix epoch, and the Unix epoch when missing. Use as
-/// `#[serde(with = "crate::gojson::time_omit_epoch", default = "crate::gojson::unix_epoch",
-/// skip_serializing_if = "crate::gojson::is_unix_epoch")]`.
-pub mod time_omit_epoch {
-    use chrono::{DateTime, Utc};
-
-    /// Serializes as Go's `time.Time.MarshalJSON` of the UTC time.
-    pub fn serialize<S: serde::Serializer>(t: &DateTime<Utc>, s: S) -> Result<S::Ok, S::Error> {
-        super::serialize_time(t, s)
-    }
-
-    /// Parses an RFC 3339 string with any offset.
-    pub fn deserialize<'de, D: serde::Deserializer<'de>>(d: D) -> Result<DateTime<Utc>, D::Error> {
-        super::deserialize_time(d)
+    pub(crate) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<u8>, D::Error> {
+        let s: Option<std::borrow::Cow<'de, str>> = Option::deserialize(d)?;
+        match s {
+            None => Ok(Vec::new()),
+            Some(s) => STANDARD
+                .decode(s.as_bytes())
+                .map_err(serde::de::Error::custom),
+        }
     }
 }
 
 #[cfg(test)]
 #[allow(clippy::unwrap_used, clippy::indexing_slicing, clippy::panic)]
 mod tests {
-
-    #[test]
-    fn leap_seconds_are_refused_like_go() {
-        assert!(parse_go_time("2016-12-31T23:59:59Z").is_ok());
-        let e = parse_go_time("2016-12-31T23:59:60Z").unwrap_err();
-        assert!(e.to_string().contains("second out of range"), "{e}");
-        // The dir_manifest fuzz input: parsed, it re-encoded as another instant.
-        let listing = br#"{"stream":"kopia:directory","entries":[{"name":"ec74ab3b51a0dfb0"}],"summary":{"si~e":29,"files":1,"symlinks":0,"dirs":1,"maxTime":"2302-11-15T08:13:60Z","numFailed":0}}"#;
-        assert!(crate::snapshot::DirManifest::parse(listing).is_err());
-    }
-
     use super::*;
     use std::collections::BTreeMap;
 
     fn s(v: &impl Serialize) -> String {
         String::from_utf8(to_go_json(v).unwrap()).unwrap()
-    }
-
-    // V-TS (fs/utc_timestamp_test.go and derived Go 1.23 behaviour).
-    #[test]
-    fn v_ts_timestamps() {
-        let t = DateTime::from_timestamp(1_641_092_645, 6).unwrap();
-        assert_eq!(format_go_time(&t), "2022-01-02T03:04:05.000000006Z");
-        let p = parse_go_time("2022-07-10T11:15:22.656077568-07:00").unwrap();
-        assert_eq!(p.timestamp_nanos_opt().unwrap(), 1_657_476_922_656_077_568);
-        assert_eq!(format_go_time(&p), "2022-07-10T18:15:22.656077568Z");
-        let t = parse_go_time("2024-05-06T07:08:09.120Z").unwrap();
-        assert_eq!(format_go_time(&t), "2024-05-06T07:08:09.12Z");
-        assert_eq!(format_go_time(&go_zero_time()), "0001-01-01T00:00:00Z");
-        assert_eq!(format_go_time(&unix_epoch()), "1970-01-01T00:00:00Z");
-        assert!(parse_go_time("invalid-date").is_err());
     }
 
     #[test]
@@ -478,6 +419,25 @@ mod tests {
         assert_eq!(s(&Empty { a: None }), "{}");
         // 30 days as time.Duration (int64 ns)
         assert_eq!(s(&(30i64 * 24 * 3600 * 1_000_000_000)), "2592000000000000");
+    }
+
+    // V-TS for documents of text (repository config, maintenance, legacy index logs): the
+    // same escapes, but U+FFFD is an ordinary character, written raw as Go does.
+    #[test]
+    fn v_ts_text_strings() {
+        assert_eq!(
+            quote_text("a<b>&c\u{2028}"),
+            r#""a\u003cb\u003e\u0026c\u2028""#
+        );
+        assert_eq!(quote_text("x\n\t\u{1}\""), r#""x\n\t\u0001\"""#);
+        assert_eq!(quote_text("a\u{fffd}b"), "\"a\u{fffd}b\"");
+        assert_eq!(s(&"a\u{fffd}b"), r#""a\ufffdb""#);
+        let mut m = BTreeMap::new();
+        m.insert("k<", "v\u{fffd}&");
+        assert_eq!(
+            to_go_json_text(&m, "test").unwrap(),
+            "{\"k\\u003c\":\"v\u{fffd}\\u0026\"}".as_bytes()
+        );
     }
 
     #[test]
@@ -559,15 +519,6 @@ mod tests {
             // U+FFFD is written as an escape and reads back as itself.
             proptest::prop_assert_eq!(back, x.clone());
             proptest::prop_assert!(!enc.iter().any(|&b| b == b'<' || b == b'>' || b == b'&'));
-        }
-
-        #[test]
-        fn times_roundtrip(ns in -62_135_596_800_000_000_000i128..253_402_300_799_999_999_999i128) {
-            let secs = ns.div_euclid(1_000_000_000) as i64;
-            let sub = ns.rem_euclid(1_000_000_000) as u32;
-            let t = DateTime::from_timestamp(secs, sub).unwrap();
-            let back = parse_go_time(&format_go_time(&t)).unwrap();
-            proptest::prop_assert_eq!(back, t);
         }
     }
 }

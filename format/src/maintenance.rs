@@ -19,7 +19,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 
 use crate::encryption::{NONCE_LEN, TAG_LEN};
-use crate::repo_format::golite::{self, go_time, null_default};
+use crate::gojson::{self, null_default};
 use crate::{Error, Result};
 
 /// Blob ID of the schedule blob.
@@ -92,10 +92,10 @@ impl Eq for RunExtra {}
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RunInfo {
     /// Start time.
-    #[serde(with = "go_time", default = "go_time::zero")]
+    #[serde(with = "gojson::time::null_is_zero", default = "gojson::time::zero")]
     pub start: DateTime<Utc>,
     /// End time.
-    #[serde(with = "go_time", default = "go_time::zero")]
+    #[serde(with = "gojson::time::null_is_zero", default = "gojson::time::zero")]
     pub end: DateTime<Utc>,
     /// True when the task succeeded (omitted when false).
     #[serde(
@@ -126,15 +126,15 @@ pub struct Schedule {
     /// When full maintenance is due next (zero time = never scheduled).
     #[serde(
         rename = "nextFullMaintenance",
-        with = "go_time",
-        default = "go_time::zero"
+        with = "gojson::time::null_is_zero",
+        default = "gojson::time::zero"
     )]
     pub next_full_maintenance: DateTime<Utc>,
     /// When quick maintenance is due next.
     #[serde(
         rename = "nextQuickMaintenance",
-        with = "go_time",
-        default = "go_time::zero"
+        with = "gojson::time::null_is_zero",
+        default = "gojson::time::zero"
     )]
     pub next_quick_maintenance: DateTime<Utc>,
     /// Run history per task name, newest first. `None` is Go's nil map (`"runs":null`).
@@ -146,8 +146,8 @@ impl Default for Schedule {
     /// The empty schedule (what a missing `kopia.maintenance` means).
     fn default() -> Self {
         Schedule {
-            next_full_maintenance: go_time::zero(),
-            next_quick_maintenance: go_time::zero(),
+            next_full_maintenance: gojson::time::zero(),
+            next_quick_maintenance: gojson::time::zero(),
             runs: None,
         }
     }
@@ -173,7 +173,7 @@ impl Schedule {
 
     /// The JSON kopia writes (`json.Marshal`, compact, no newline).
     pub fn to_json(&self) -> Result<Vec<u8>> {
-        golite::to_vec(self).map_err(|e| Error::json("maintenance schedule", e))
+        gojson::to_go_json_text(self, "maintenance schedule")
     }
 }
 
@@ -367,7 +367,7 @@ impl MaintenanceParams {
 
     /// The manifest payload JSON (`json.Marshal`).
     pub fn to_json(&self) -> Result<Vec<u8>> {
-        golite::to_vec(self).map_err(|e| Error::json("maintenance params", e))
+        gojson::to_go_json_text(self, "maintenance params")
     }
 
     /// Parses a manifest payload.
@@ -505,7 +505,7 @@ mod tests {
         )
         .unwrap();
         assert_eq!(
-            go_time::format(&s.next_full_maintenance),
+            gojson::time::format(&s.next_full_maintenance),
             "2024-05-06T08:00:00.5Z"
         );
         assert!(s.runs_of(task::SNAPSHOT_GC)[0].success);

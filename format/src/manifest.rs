@@ -135,7 +135,7 @@ impl<'de> Deserialize<'de> for ManifestEntry {
                 let mut e = ManifestEntry {
                     id: ManifestId::default(),
                     labels: None,
-                    modified: gojson::go_zero_time(),
+                    modified: gojson::time::zero(),
                     deleted: false,
                     data: None,
                 };
@@ -150,8 +150,7 @@ impl<'de> Deserialize<'de> for ManifestEntry {
                         "modified" => {
                             let s: Option<String> = map.next_value()?;
                             if let Some(s) = s {
-                                e.modified =
-                                    gojson::parse_go_time(&s).map_err(de::Error::custom)?;
+                                e.modified = gojson::time::parse(&s).map_err(de::Error::custom)?;
                             }
                         }
                         "deleted" => e.deleted = map.next_value::<Option<bool>>()?.unwrap_or(false),
@@ -291,7 +290,7 @@ mod tests {
     const V_MANIFEST_GZIP: &str = "1f8b08000000000002038d53cb72db300cbcf73378566ce8fdb8a6f1b197fad44e0f1409456c28d2435233713dfef7828a6aab9366a63a11e02eb8584017862638859e75df2f4c49d631004821831c0a28a1821a1a6881430f0224200c2c619af7a8897261a3f5c1f00989379d6340b7271e468af7a39d70cfb512b8973c70ba09e753447ac34f7eb4113b7b742b7f41b26bc2262bd5a0306ac9202b1ea07c80ea084d07d041bacbbf116f29d8ad8a29f67676c45e156dd5c417be6c5ff85820bd2dd10ba74e4159b3160edc85a35af8efd5c0ae8c6ad0c80f21e92e5b3054282c96051bb8feaa7e113c4d89fb2af42c511eef6948d8a0343edad9502b59c2041723ca03e5fc726bac79dca60822955bf19b9a877b15b8673fdfa09454cfc63a944fced94d16b721d9e2ac0d4fb428e7d8c03aafbf672ad932b87884ba2c6314de5b52bfb916fd98e3e8525ab6843ddf8fb6ff4994973c93030a5115d88a42b6652ab94807ec9b1eeb32afabe8e73c4d518dbf3939dcccf0e7492bf3f2661639e3175726fe7afca7241a54bb4bb3bc28abba69a338334f074ee5646c9fbe64ddb46140945288bee7bc6d9ba6aeabaa2c8b22cfb32ca50e36ff8699b5fecf5d468d2142829bf1cf6a47faf5c7f5d36f3edaf05ca1030000";
 
     fn t(s: &str) -> DateTime<Utc> {
-        gojson::parse_go_time(s).unwrap()
+        gojson::time::parse(s).unwrap()
     }
 
     // TEST-VECTORS.md §V-MANIFEST: gunzip → exact JSON; entries → exact JSON bytes.

@@ -151,7 +151,7 @@ pub fn compute_retention_reasons<Tz: TimeZone>(
     if snapshots.is_empty() {
         return reasons;
     }
-    let zero = gojson::go_zero_time();
+    let zero = gojson::time::zero();
     let max_start = snapshots
         .iter()
         .map(|s| s.start_time)
@@ -311,7 +311,7 @@ mod tests {
             .iter()
             .map(|(ts, _)| {
                 let incomplete = ts.starts_with("incomplete-");
-                let t = gojson::parse_go_time(ts.trim_start_matches("incomplete-")).unwrap();
+                let t = gojson::time::parse(ts.trim_start_matches("incomplete-")).unwrap();
                 RetentionInput {
                     start_time: t,
                     end_time: t,
@@ -498,7 +498,7 @@ mod tests {
     // Fixture repo-a: two snapshots of one source with the default policy.
     #[test]
     fn fixture_repo_a_reasons() {
-        let t = |s: &str| gojson::parse_go_time(s).unwrap();
+        let t = |s: &str| gojson::time::parse(s).unwrap();
         let inputs = [
             RetentionInput {
                 start_time: t("2026-11-22T00:22:53.942339833Z"),
@@ -531,7 +531,7 @@ mod tests {
     #[test]
     fn shared_period_ids_collide() {
         // latest index "0" never collides; but ISO week "2024-05" equals month "2024-05".
-        let t = |s: &str| gojson::parse_go_time(s).unwrap();
+        let t = |s: &str| gojson::time::parse(s).unwrap();
         let mk = |s: &str| RetentionInput {
             start_time: t(s),
             end_time: t(s),
@@ -550,7 +550,7 @@ mod tests {
 
     #[test]
     fn go_add_date_normalises_like_go() {
-        let t = |s: &str| gojson::parse_go_time(s).unwrap();
+        let t = |s: &str| gojson::time::parse(s).unwrap();
         // Go: time.Date(2020, 3, 31).AddDate(0, -1, 0) = 2020-03-02 (Feb 31 → Mar 2)
         assert_eq!(
             go_add_date(t("2020-03-31T10:00:00Z"), &Utc, 0, -1, 0).unwrap(),
@@ -576,7 +576,7 @@ mod tests {
 
     #[test]
     fn weekly_uses_local_zone() {
-        let t = |s: &str| gojson::parse_go_time(s).unwrap();
+        let t = |s: &str| gojson::time::parse(s).unwrap();
         let mk = |s: &str| RetentionInput {
             start_time: t(s),
             end_time: t(s),
@@ -595,7 +595,7 @@ mod tests {
 
     #[test]
     fn pins_prevent_expiry_only() {
-        let t = gojson::parse_go_time("2020-01-01T00:00:00Z").unwrap();
+        let t = gojson::time::parse("2020-01-01T00:00:00Z").unwrap();
         let inputs = [
             RetentionInput {
                 start_time: t,

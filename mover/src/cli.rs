@@ -19,12 +19,14 @@ use std::path::PathBuf;
 
 use anyhow::Result;
 use arkiv_engine::Repository;
+use arkiv_format::gojson;
 use arkiv_format::snapshot::SourceInfo;
 use clap::{Args, Parser, Subcommand};
 
-use crate::connect::{Access, Connection, RepoSpec};
+use crate::connect::{self, Access, Connection, RepoSpec};
 use crate::credentials::{self, Prompt};
 use crate::exit::{self, CliError};
+use crate::render::text;
 use crate::{Env, non_empty};
 
 /// arkiv: a fast, Kopia-compatible backup engine.
@@ -95,10 +97,9 @@ impl GlobalArgs {
                     "no repository given: use --repo URL or set ARKIV_REPOSITORY",
                 )
             })?;
-        Ok(Connection::new(
-            RepoSpec::parse(&url, env)?,
-            Access::ReadWrite,
-        ))
+        let mut conn = Connection::new(RepoSpec::parse(&url, env)?, Access::ReadWrite);
+        conn.direct_io = connect::direct_io_from_env(env);
+        Ok(conn)
     }
 
     /// The password from file or environment; never prompts.
@@ -166,10 +167,6 @@ fn report_expired(plan: &arkiv_engine::retention::RetentionPlan) {
         plan.source
     );
     for d in plan.expired() {
-        eprintln!(
-            "  {}  {}",
-            d.start_time.format("%Y-%m-%d %H:%M:%S UTC"),
-            d.id
-        );
+        eprintln!("  {}  {}", gojson::time::format_cli(&d.start_time), d.id);
     }
 }

@@ -8,6 +8,9 @@
 //! [`Connection`] adds how to open it: read-write or read-only (every storage call that would
 //! write fails), the clock, the local cache directory.
 //!
+//! `ARKIV_DIRECT_IO=off` (read by [`direct_io_from_env`]) turns `O_DIRECT` off for pack
+//! writes into a filesystem repository and for restores of large files.
+//!
 //! [`Connection::probe`] tells the cases a caller must tell apart before creating anything:
 //! an opened repository, a missing directory, blank storage (safe to create a repository in),
 //! or storage that holds data but no Kopia repository (never touched).
@@ -16,7 +19,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use arkiv_engine::blob::BlobStorage;
-use arkiv_engine::blob::filesystem::FilesystemStorage;
+use arkiv_engine::blob::filesystem::{FilesystemOptions, FilesystemStorage};
 use arkiv_engine::blob::readonly::ReadOnlyStorage;
 use arkiv_engine::blob::s3::{S3Options, S3Storage};
 use arkiv_engine::clock::{SharedClock, SystemClock};
@@ -24,6 +27,8 @@ use arkiv_engine::initialize::{CreateOptions, create_repository};
 use arkiv_engine::{Error, OpenOptions, Repository, Result};
 
 use crate::Env;
+
+pub mod s3_env;
 
 /// Names a filesystem repository directory may hold and still count as blank: the
 /// filesystem's own `lost+found` and kopia's sharding parameters.
@@ -50,7 +55,7 @@ impl RepoSpec {
             return Ok(RepoSpec::Filesystem(PathBuf::from(rest)));
         }
         if url.starts_with("s3://") {
-            return Ok(RepoSpec::S3(Box::new(S3Options::from_url_and_env(
+            return Ok(RepoSpec::S3(Box::new(s3_env::s3_options_from_env(
                 url, env,
             )?)));
         }
@@ -106,6 +111,19 @@ pub struct Connection {
     /// The disposable local cache (`None`: none). No binary sets it yet: the cache's limits
     /// and sharing rules come first.
     pub cache_dir: Option<PathBuf>,
+    /// Write packs into a filesystem repository with `O_DIRECT` where the filesystem allows.
+    pub direct_io: bool,
+}
+
+/// `ARKIV_DIRECT_IO`: direct I/O unless `0`, `off`, `false` or `no` (trimmed, any case);
+/// unset or anything else means on.
+pub fn direct_io_from_env(env: Env<'_>) -> bool {
+    !env("ARKIV_DIRECT_IO").is_some_and(|v| {
+        matches!(
+            v.trim().to_ascii_lowercase().as_str(),
+            "0" | "off" | "false" | "no"
+        )
+    })
 }
 
 impl Connection {
@@ -116,7 +134,14 @@ impl Connection {
             access,
             clock: Arc::new(SystemClock),
             cache_dir: None,
+            direct_io: true,
         }
+    }
+
+    fn fs_options(&self) -> FilesystemOptions {
+        let mut o = FilesystemOptions::default();
+        o.direct_io = self.direct_io;
+        o
     }
 
     /// Display form of the location.
@@ -150,7 +175,7 @@ impl Connection {
                 if !p.is_dir() {
                     return Err(Error::Config(format!("{} is not a directory", p.display())));
                 }
-                Arc::new(FilesystemStorage::open(p)?)
+                Arc::new(FilesystemStorage::open_with(p, &self.fs_options())?)
             }
             RepoSpec::S3(o) => Arc::new(s3_storage(o).await?),
         };
@@ -166,7 +191,9 @@ impl Connection {
             ));
         }
         Ok(match &self.spec {
-            RepoSpec::Filesystem(p) => Arc::new(FilesystemStorage::create(p)?),
+            RepoSpec::Filesystem(p) => {
+                Arc::new(FilesystemStorage::create_with(p, &self.fs_options())?)
+            }
             RepoSpec::S3(o) => Arc::new(s3_storage(o).await?),
         })
     }
@@ -225,7 +252,7 @@ impl Connection {
     ) -> Result<Repository> {
         let storage = match &self.spec {
             RepoSpec::Filesystem(p) if !p.join(".shards").exists() => {
-                Arc::new(FilesystemStorage::create(p)?)
+                Arc::new(FilesystemStorage::create_with(p, &self.fs_options())?)
             }
             _ => storage,
         };
@@ -274,6 +301,26 @@ mod tests {
         assert!(matches!(e, Error::Config(_)));
         let e = RepoSpec::parse("azure://c/p", &no_env).unwrap_err();
         assert!(e.to_string().contains("scheme \"azure\""), "{e}");
+    }
+
+    #[test]
+    fn direct_io_switch() {
+        for (v, on) in [
+            (None, true),
+            (Some("1"), true),
+            (Some("on"), true),
+            (Some("0"), false),
+            (Some(" OFF "), false),
+            (Some("false"), false),
+            (Some("no"), false),
+        ] {
+            let env = |k: &str| {
+                (k == "ARKIV_DIRECT_IO")
+                    .then(|| v.map(str::to_owned))
+                    .flatten()
+            };
+            assert_eq!(direct_io_from_env(&env), on, "{v:?}");
+        }
     }
 
     #[test]

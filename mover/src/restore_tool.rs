@@ -23,11 +23,12 @@ use arkiv_engine::repo::Snapshot;
 use arkiv_engine::snapshot::restore::{RestoreOptions, restore_entry};
 use arkiv_engine::snapshot::select::{self, SnapshotQuery};
 use arkiv_engine::snapshot::tree::find_snapshot;
+use arkiv_format::gojson;
 use arkiv_format::snapshot::SourceInfo;
 use chrono::{DateTime, Utc};
 use clap::Parser;
 
-use crate::connect::{Access, Connection, RepoSpec};
+use crate::connect::{self, Access, Connection, RepoSpec};
 use crate::credentials::{self, Prompt};
 use crate::exit::{self, CliError};
 use crate::render::text;
@@ -99,7 +100,8 @@ pub async fn run(cli: RestoreCli, env: Env<'_>) -> Result<i32> {
         previous: cli.previous.unwrap_or(0),
         as_of: cli.as_of.as_deref().map(parse_as_of).transpose()?,
     };
-    let conn = Connection::new(RepoSpec::parse(&url, env)?, Access::ReadOnly);
+    let mut conn = Connection::new(RepoSpec::parse(&url, env)?, Access::ReadOnly);
+    conn.direct_io = connect::direct_io_from_env(env);
     let password = credentials::password(cli.password_file.as_deref(), env, Prompt::OnTerminal)?;
     let repo = conn.open(&password).await?;
     let snapshots = repo.snapshots().await?;
@@ -122,7 +124,7 @@ pub async fn run(cli: RestoreCli, env: Env<'_>) -> Result<i32> {
                 out,
                 "{}  {}  {}  files:{} {}{}",
                 s.id,
-                text::format_time(&m.start_time),
+                gojson::time::format_cli(&m.start_time),
                 m.source,
                 files,
                 text::bytes_base10(u64::try_from(size).unwrap_or(0)),
@@ -154,13 +156,14 @@ pub async fn run(cli: RestoreCli, env: Env<'_>) -> Result<i32> {
         "Restoring snapshot {} of {} ({}) to {}",
         snap.id,
         snap.manifest.source,
-        text::format_time(&snap.manifest.start_time),
+        gojson::time::format_cli(&snap.manifest.start_time),
         target.display()
     );
     let started = std::time::Instant::now();
     let mut opts = RestoreOptions::default();
     opts.delete_extra = cli.delete_extra;
     opts.ignore_permission_errors = cli.ignore_permission_errors;
+    opts.direct_io = conn.direct_io;
     let cancel = cancel::on_signal(|_| {});
     let stats = tokio::select! {
         r = restore_entry(&repo, root, target, opts) => r?,

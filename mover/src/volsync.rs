@@ -418,6 +418,7 @@ fn connection(cfg: &MoverConfig, access: Access) -> Connection {
         RepositoryTarget::S3(t) => RepoSpec::S3(Box::new(s3_options(t))),
     };
     let mut conn = Connection::new(spec, access);
+    conn.direct_io = cfg.direct_io;
     conn.clock = match cfg.test_now {
         Some(t) => Arc::new(ManualClock::new(t)) as SharedClock,
         None => Arc::new(SystemClock),

@@ -83,7 +83,9 @@ fn create_snapshot_list_restore_verify_on_s3() {
 fn options(ep: &str, bucket: &str, prefix: &str) -> S3Options {
     let env: Vec<(String, String)> = s3::env(ep, bucket, prefix);
     let get = move |k: &str| env.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone());
-    S3Options::from_url_and_env(&format!("s3://{bucket}/{prefix}"), &get).unwrap()
+    // the CLI's own mapping of the URL and variables
+    arkiv_mover::connect::s3_env::s3_options_from_env(&format!("s3://{bucket}/{prefix}"), &get)
+        .unwrap()
 }
 
 /// Uploads a filesystem fixture repository as S3 objects: blob ID = relative path with the

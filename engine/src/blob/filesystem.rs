@@ -15,19 +15,17 @@
 //! renamed over the final name, and the directory is fsync'd, so a crash never exposes a
 //! partial blob. This is also what keeps NFS readers safe: rename is atomic on NFS.
 
-use std::io::{Read, Seek, SeekFrom, Write};
-use std::ops::Range;
-use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
-use std::path::{Path, PathBuf};
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
-
 use arkiv_format::ids::BlobId;
 use async_trait::async_trait;
 use bytes::Bytes;
 use chrono::{DateTime, Utc};
+use std::io::{Read, Seek, SeekFrom, Write};
+use std::ops::Range;
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+use std::path::{Path, PathBuf};
 
 use super::{BlobMetadata, BlobStorage};
+use crate::direct_io::{self, AlignedBuf, Switch};
 use crate::error::io_kind;
 use crate::{Error, ErrorKind, Result};
 
@@ -114,34 +112,49 @@ impl ShardParameters {
     }
 }
 
-/// Address and length alignment of direct-I/O writes (a multiple of every common
-/// logical block size).
-pub const DIRECT_IO_ALIGN: usize = 4096;
-/// Blobs at least this long whose bytes start on a [`DIRECT_IO_ALIGN`] address (the packs
+/// Blobs at least this long whose bytes start on a [`direct_io::ALIGN`] address (the packs
 /// the content writer builds) are written with `O_DIRECT`.
 pub const DIRECT_IO_MIN: usize = 1 << 20;
-/// Environment variable that turns direct I/O off (`0`, `off`, `false` or `no`).
-pub const DIRECT_IO_ENV: &str = "ARKIV_DIRECT_IO";
+
+/// Knobs of a [`FilesystemStorage`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct FilesystemOptions {
+    /// Write large aligned blobs (packs) with `O_DIRECT` where the filesystem allows it
+    /// (default); off: buffered writes only.
+    pub direct_io: bool,
+}
+
+impl Default for FilesystemOptions {
+    fn default() -> Self {
+        FilesystemOptions { direct_io: true }
+    }
+}
 
 /// Blob storage in a local or NFS-mounted directory.
 ///
-/// Packs are written with `O_DIRECT` where the filesystem allows it: a backup then does
-/// not copy every pack into the page cache (on a Kubernetes node that cache is charged to
-/// the mover's memory limit, and it evicts the applications' own pages), and the fsync
-/// that follows has little left to flush. A filesystem that refuses direct I/O (tmpfs,
-/// some FUSE mounts) gets ordinary buffered writes from then on; `ARKIV_DIRECT_IO=off`
-/// asks for buffered writes from the start.
+/// Packs are written with `O_DIRECT` where the filesystem allows it (see
+/// [`crate::direct_io`]): a backup then does not copy every pack into the page cache, and
+/// the fsync that follows has little left to flush. A filesystem that refuses direct I/O
+/// (tmpfs, some FUSE mounts) gets ordinary buffered writes from then on;
+/// [`FilesystemOptions::direct_io`] off asks for buffered writes from the start.
 #[derive(Debug, Clone)]
 pub struct FilesystemStorage {
     root: PathBuf,
     params: ShardParameters,
-    /// False once direct I/O was refused (shared by clones) or when turned off.
-    direct_io: Arc<AtomicBool>,
+    /// Off once direct I/O was refused (shared by clones) or when turned off.
+    direct_io: Switch,
 }
 
 impl FilesystemStorage {
-    /// Opens an existing directory. Reads `.shards` (legacy `[3,3]` if absent); writes nothing.
+    /// Opens an existing directory with default options. Reads `.shards` (legacy `[3,3]`
+    /// if absent); writes nothing.
     pub fn open(root: impl Into<PathBuf>) -> Result<Self> {
+        Self::open_with(root, &FilesystemOptions::default())
+    }
+
+    /// [`Self::open`] with `opts`.
+    pub fn open_with(root: impl Into<PathBuf>, opts: &FilesystemOptions) -> Result<Self> {
         let root = root.into();
         let meta = std::fs::metadata(&root).map_err(|e| storage_err(&root, "open", "", &e))?;
         if !meta.is_dir() {
@@ -164,28 +177,32 @@ impl FilesystemStorage {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => ShardParameters::legacy(),
             Err(e) => return Err(storage_err(&root, "open", SHARDS_FILE, &e)),
         };
-        let direct = direct_io_enabled();
         Ok(FilesystemStorage {
             root,
             params,
-            direct_io: Arc::new(AtomicBool::new(direct)),
+            direct_io: Switch::new(opts.direct_io),
         })
     }
 
-    /// Turns direct I/O for large aligned blobs on or off (on unless [`DIRECT_IO_ENV`]
-    /// says otherwise; it also goes off by itself when the filesystem refuses it).
+    /// Turns direct I/O for large aligned blobs on or off (as the options say at first;
+    /// it also goes off by itself when the filesystem refuses it).
     pub fn set_direct_io(&self, on: bool) {
-        self.direct_io.store(on, Ordering::Relaxed);
+        self.direct_io.set(on);
     }
 
     /// Whether large aligned blobs are (still) written with direct I/O.
     pub fn direct_io(&self) -> bool {
-        self.direct_io.load(Ordering::Relaxed)
+        self.direct_io.is_on()
     }
 
     /// Creates the directory (and parents) if missing and writes `.shards` with kopia's
-    /// current defaults unless one exists already.
+    /// current defaults unless one exists already; default options.
     pub fn create(root: impl Into<PathBuf>) -> Result<Self> {
+        Self::create_with(root, &FilesystemOptions::default())
+    }
+
+    /// [`Self::create`] with `opts`.
+    pub fn create_with(root: impl Into<PathBuf>, opts: &FilesystemOptions) -> Result<Self> {
         let root = root.into();
         std::fs::DirBuilder::new()
             .recursive(true)
@@ -198,7 +215,7 @@ impl FilesystemStorage {
             write_atomic(&root, &shards, &params.to_file_bytes())
                 .map_err(|e| storage_err(&root, "create", SHARDS_FILE, &e))?;
         }
-        Self::open(root)
+        Self::open_with(root, opts)
     }
 
     /// The root directory.
@@ -237,28 +254,6 @@ impl FilesystemStorage {
     fn err(&self, op: &'static str, target: &str, e: &std::io::Error) -> Error {
         storage_err(&self.root, op, target, e)
     }
-}
-
-/// Whether direct I/O is allowed by the environment ([`DIRECT_IO_ENV`]); shared by the
-/// pack writes here and the restore's file writes.
-pub(crate) fn direct_io_enabled() -> bool {
-    direct_io_wanted(std::env::var(DIRECT_IO_ENV).ok().as_deref())
-}
-
-/// Whether an I/O error is a refusal of direct I/O (`EINVAL`: by the filesystem, or for
-/// the alignment), after which the write is repeated buffered.
-pub(crate) fn is_direct_io_refusal(e: &std::io::Error) -> bool {
-    e.raw_os_error() == Some(libc::EINVAL)
-}
-
-/// Direct I/O unless the [`DIRECT_IO_ENV`] value says `0`, `off`, `false` or `no`.
-fn direct_io_wanted(value: Option<&str>) -> bool {
-    !value.is_some_and(|v| {
-        matches!(
-            v.trim().to_ascii_lowercase().as_str(),
-            "0" | "off" | "false" | "no"
-        )
-    })
 }
 
 fn describe(root: &Path) -> String {
@@ -308,14 +303,14 @@ fn write_atomic(root: &Path, path: &Path, data: &[u8]) -> std::io::Result<()> {
     write_atomic_with(root, path, data, None)
 }
 
-/// [`write_atomic`], with `O_DIRECT` when `direct` is given, `data` is long enough and
-/// starts on an aligned address. A refusal (`EINVAL`: the filesystem or the alignment)
-/// clears `direct` and the blob is written again, buffered.
+/// [`write_atomic`], with `O_DIRECT` when `direct` is given and on, `data` is long enough
+/// and starts on an aligned address. A refusal (`EINVAL`: the filesystem or the
+/// alignment) turns `direct` off and the blob is written again, buffered.
 fn write_atomic_with(
     root: &Path,
     path: &Path,
     data: &[u8],
-    direct: Option<&AtomicBool>,
+    direct: Option<&Switch>,
 ) -> std::io::Result<()> {
     let dir = path.parent().unwrap_or(root);
     let file_name = path
@@ -324,16 +319,16 @@ fn write_atomic_with(
         .unwrap_or_default();
     let tmp = dir.join(format!("{file_name}.tmp.{}", random_suffix()));
     let direct = direct.filter(|d| {
-        d.load(Ordering::Relaxed)
+        d.is_on()
             && data.len() >= DIRECT_IO_MIN
-            && (data.as_ptr().align_offset(DIRECT_IO_ALIGN) == 0 || force_direct())
+            && (data.as_ptr().align_offset(direct_io::ALIGN) == 0 || force_direct())
     });
     let open = |p: &Path, direct: bool| {
         std::fs::OpenOptions::new()
             .write(true)
             .create_new(true)
             .mode(FILE_MODE)
-            .custom_flags(if direct { libc::O_DIRECT } else { 0 })
+            .custom_flags(direct_io::open_flags(direct))
             .open(p)
     };
     let opened = match open(&tmp, direct.is_some()) {
@@ -348,8 +343,8 @@ fn write_atomic_with(
     };
     let mut f = match (opened, direct) {
         (Ok(f), _) => f,
-        (Err(e), Some(flag)) if is_direct_io_refusal(&e) => {
-            flag.store(false, Ordering::Relaxed);
+        (Err(e), Some(switch)) if direct_io::is_refusal(&e) => {
+            switch.refused(&e);
             return write_atomic_with(root, path, data, None);
         }
         (Err(e), _) => return Err(e),
@@ -367,9 +362,9 @@ fn write_atomic_with(
     })();
     match (result, direct) {
         (Ok(()), _) => Ok(()),
-        (Err(e), Some(flag)) if is_direct_io_refusal(&e) => {
+        (Err(e), Some(switch)) if direct_io::is_refusal(&e) => {
             let _ = std::fs::remove_file(&tmp);
-            flag.store(false, Ordering::Relaxed);
+            switch.refused(&e);
             write_atomic_with(root, path, data, None)
         }
         (Err(e), _) => {
@@ -401,15 +396,12 @@ fn force_direct() -> bool {
 /// zeros, then the file is cut back to `data.len()`.
 fn write_direct(f: &std::fs::File, data: &[u8]) -> std::io::Result<()> {
     use std::os::unix::fs::FileExt;
-    let body = data.len() - data.len() % DIRECT_IO_ALIGN;
+    let body = data.len() - data.len() % direct_io::ALIGN;
     let (head, tail) = data.split_at(body);
     f.write_all_at(head, 0)?;
     if !tail.is_empty() {
-        let mut buf = vec![0u8; 2 * DIRECT_IO_ALIGN];
-        let at = buf.as_ptr().align_offset(DIRECT_IO_ALIGN);
-        let block = buf
-            .get_mut(at..at + DIRECT_IO_ALIGN)
-            .ok_or_else(|| std::io::Error::other("cannot align the last block"))?;
+        let mut buf = AlignedBuf::zeroed(direct_io::ALIGN);
+        let block = buf.as_mut_slice();
         block
             .get_mut(..tail.len())
             .ok_or_else(|| std::io::Error::other("last block longer than the alignment"))?
@@ -663,8 +655,8 @@ mod tests {
 
     /// `len` bytes of a pattern, starting `skew` bytes after a 4096-aligned address.
     fn pattern(len: usize, skew: usize) -> Bytes {
-        let mut v = vec![0u8; len + DIRECT_IO_ALIGN + skew];
-        let at = v.as_ptr().align_offset(DIRECT_IO_ALIGN) + skew;
+        let mut v = vec![0u8; len + direct_io::ALIGN + skew];
+        let at = v.as_ptr().align_offset(direct_io::ALIGN) + skew;
         for (i, b) in v[at..at + len].iter_mut().enumerate() {
             *b = (i * 7 + i / 4093) as u8;
         }
@@ -703,7 +695,7 @@ mod tests {
             for (n, &(len, skew)) in cases.iter().enumerate() {
                 let id = BlobId::new(format!("p{direct}{n:030}"));
                 let data = pattern(len, skew);
-                assert_eq!(data.as_ptr().align_offset(DIRECT_IO_ALIGN) == 0, skew == 0);
+                assert_eq!(data.as_ptr().align_offset(direct_io::ALIGN) == 0, skew == 0);
                 s.put(&id, data.clone()).await.unwrap();
                 let path = s.blob_path(&id).unwrap();
                 assert_eq!(std::fs::metadata(&path).unwrap().len(), len as u64);
@@ -726,43 +718,37 @@ mod tests {
         // the write with EINVAL, and the blob must then be written buffered.
         let data = pattern(2 * DIRECT_IO_MIN + 77, 1);
         let path = s.blob_path(&BlobId::from("pfallback0123456789")).unwrap();
-        let flag = AtomicBool::new(true);
+        let switch = Switch::new(true);
         FORCE_DIRECT.set(true);
-        let r = write_atomic_with(s.root(), &path, &data, Some(&flag));
+        let r = write_atomic_with(s.root(), &path, &data, Some(&switch));
         FORCE_DIRECT.set(false);
         r.unwrap();
         assert!(std::fs::read(&path).unwrap() == data[..]);
         assert!(leftovers(s.root()).is_empty());
         eprintln!(
             "direct I/O still on after an unaligned write: {} (off means the fallback ran)",
-            flag.load(Ordering::Relaxed)
+            switch.is_on()
         );
     }
 
     #[test]
     fn direct_io_switch() {
-        for (v, want) in [
-            (None, true),
-            (Some("1"), true),
-            (Some("on"), true),
-            (Some("0"), false),
-            (Some(" OFF "), false),
-            (Some("false"), false),
-            (Some("no"), false),
-        ] {
-            assert_eq!(direct_io_wanted(v), want, "{v:?}");
-        }
         let dir = tempfile::tempdir().unwrap();
         let s = FilesystemStorage::create(dir.path().join("repo")).unwrap();
-        let on_by_default = std::env::var(DIRECT_IO_ENV).is_err();
-        if on_by_default {
-            assert!(s.direct_io());
-        }
+        assert!(s.direct_io(), "on by default");
         s.set_direct_io(false);
         assert!(!s.direct_io());
         // Clones share the switch (the fallback turns it off for every user).
         let c = s.clone();
         c.set_direct_io(true);
         assert!(s.direct_io());
+        let off = FilesystemOptions {
+            direct_io: false,
+            ..FilesystemOptions::default()
+        };
+        let o = FilesystemStorage::open_with(s.root(), &off).unwrap();
+        assert!(!o.direct_io());
+        let o = FilesystemStorage::create_with(dir.path().join("other"), &off).unwrap();
+        assert!(!o.direct_io());
     }
 }

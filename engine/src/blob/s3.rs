@@ -13,31 +13,15 @@
 //!   (default 100 MiB, far above Kopia's pack sizes), which produces the same object.
 //! * `describe()` is `s3://BUCKET/PREFIX`, as Kopia's `String()`.
 //!
-//! # Configuration: [`S3Options::from_url_and_env`]
-//! The repository URL is `s3://BUCKET[/PREFIX]`. Each setting comes from the first source in
-//! this table that is set to a non-empty value (`ARKIV_S3_*` override Kopia's and VolSync's
-//! names, which are listed in the precedence VolSync's mover script uses):
-//!
-//! | setting | sources, highest first | default |
-//! |---|---|---|
-//! | bucket | `ARKIV_S3_BUCKET`, `KOPIA_S3_BUCKET`, URL host | required |
-//! | prefix | `ARKIV_S3_PREFIX`, URL path | `""` (bucket root) |
-//! | endpoint | `ARKIV_S3_ENDPOINT`, `KOPIA_S3_ENDPOINT`, `AWS_S3_ENDPOINT` | AWS (`s3.<region>.amazonaws.com`) |
-//! | TLS off | `ARKIV_S3_DISABLE_TLS`, `KOPIA_S3_DISABLE_TLS`, `AWS_S3_DISABLE_TLS` | `false` (TLS on) |
-//! | region | `ARKIV_S3_REGION`, `AWS_REGION`, `AWS_DEFAULT_REGION` | `us-east-1` |
-//! | access key | `ARKIV_S3_ACCESS_KEY_ID`, `AWS_ACCESS_KEY_ID` | required |
-//! | secret key | `ARKIV_S3_SECRET_ACCESS_KEY`, `AWS_SECRET_ACCESS_KEY` | required |
-//! | session token | `ARKIV_S3_SESSION_TOKEN`, `AWS_SESSION_TOKEN` | none |
-//! | CA bundle (PEM file) | `ARKIV_S3_CA_BUNDLE`, `CUSTOM_CA`, `KOPIA_CUSTOM_CA` | system roots |
-//! | path-style addressing | `ARKIV_S3_PATH_STYLE` | path-style for custom endpoints, virtual-host for AWS |
-//!
-//! Normalisation (VolSync's mover does the same before calling Kopia):
-//! * The prefix has empty segments (`//`) and a leading `/` removed and is forced to end in `/`:
-//!   `s3://b/team/app1` and `s3://b/team/app1/` both give keys `team/app1/<blobID>`. Only
-//!   `[A-Za-z0-9._-]` are allowed in segments, and `.`/`..` segments are rejected.
-//! * The endpoint is `host[:port]`; an `http://` or `https://` scheme is stripped and does
-//!   **not** choose TLS (Kopia's behaviour): only `*_S3_DISABLE_TLS=true` turns TLS off.
-//! * Booleans accept `true/false/1/0/yes/no` (any case); anything else is a `Config` error.
+//! # Configuration: [`S3Options`]
+//! [`S3Options`] is plain data built by the caller (the mover maps the repository URL
+//! `s3://BUCKET[/PREFIX]` and its environment variables onto it); the engine reads no
+//! environment. [`S3Storage::new`] checks what it needs: credentials present, a prefix
+//! that is empty or ends in `/`, a multipart part size S3 accepts, and TLS on for AWS.
+//! * The endpoint is `host[:port]`, without a scheme: [`S3Options::disable_tls`] alone
+//!   chooses plain HTTP (Kopia's behaviour).
+//! * Path-style addressing is the default for custom endpoints, virtual-host addressing
+//!   for AWS; [`S3Options::path_style`] overrides it.
 //! * Credentials are static keys; instance profiles and web identity are not supported.
 //!
 //! # Retries and errors
@@ -113,7 +97,7 @@ impl Default for RetryOptions {
     }
 }
 
-/// Everything needed to reach one S3 location. See the module docs for sources and defaults.
+/// Everything needed to reach one S3 location, as plain data (see the module docs).
 #[derive(Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct S3Options {
@@ -186,66 +170,6 @@ impl S3Options {
         }
     }
 
-    /// Builds options from a repository URL (`s3://BUCKET[/PREFIX]`, or `""` when the bucket
-    /// comes from the environment) and environment lookups, with the precedence of the
-    /// module-level table. Empty variables count as unset.
-    pub fn from_url_and_env(url: &str, env: &dyn Fn(&str) -> Option<String>) -> Result<Self> {
-        let get = |names: &[&str]| -> Option<(String, String)> {
-            names.iter().find_map(|n| {
-                env(n)
-                    .map(|v| v.trim().to_owned())
-                    .filter(|v| !v.is_empty())
-                    .map(|v| ((*n).to_owned(), v))
-            })
-        };
-        let value = |names: &[&str]| get(names).map(|(_, v)| v);
-
-        let (url_bucket, url_prefix) = parse_url(url)?;
-        let bucket = value(&["ARKIV_S3_BUCKET", "KOPIA_S3_BUCKET"])
-            .or(url_bucket)
-            .ok_or_else(|| {
-                Error::Config(format!(
-                    "S3 bucket not set: give s3://BUCKET[/PREFIX] or set KOPIA_S3_BUCKET (repository URL {url:?})"
-                ))
-            })?;
-        if bucket.contains('/') {
-            return Err(Error::Config(format!("invalid S3 bucket name {bucket:?}")));
-        }
-        let prefix = normalize_prefix(
-            &value(&["ARKIV_S3_PREFIX"])
-                .or(url_prefix)
-                .unwrap_or_default(),
-        )?;
-
-        let mut opts = S3Options::new(bucket);
-        opts.prefix = prefix;
-        if let Some(e) = value(&["ARKIV_S3_ENDPOINT", "KOPIA_S3_ENDPOINT", "AWS_S3_ENDPOINT"]) {
-            opts.endpoint = Some(normalize_endpoint(&e)?);
-        }
-        if let Some((name, v)) = get(&[
-            "ARKIV_S3_DISABLE_TLS",
-            "KOPIA_S3_DISABLE_TLS",
-            "AWS_S3_DISABLE_TLS",
-        ]) {
-            opts.disable_tls = parse_bool(&name, &v)?;
-        }
-        opts.region = value(&["ARKIV_S3_REGION", "AWS_REGION", "AWS_DEFAULT_REGION"]);
-        opts.access_key_id = value(&["ARKIV_S3_ACCESS_KEY_ID", "AWS_ACCESS_KEY_ID"]);
-        opts.secret_access_key = value(&["ARKIV_S3_SECRET_ACCESS_KEY", "AWS_SECRET_ACCESS_KEY"]);
-        opts.session_token = value(&["ARKIV_S3_SESSION_TOKEN", "AWS_SESSION_TOKEN"]);
-        opts.ca_bundle =
-            value(&["ARKIV_S3_CA_BUNDLE", "CUSTOM_CA", "KOPIA_CUSTOM_CA"]).map(PathBuf::from);
-        if let Some((name, v)) = get(&["ARKIV_S3_PATH_STYLE"]) {
-            opts.path_style = Some(parse_bool(&name, &v)?);
-        }
-        Ok(opts)
-    }
-
-    /// [`Self::from_url_and_env`] on the process environment.
-    pub fn from_url_and_process_env(url: &str) -> Result<Self> {
-        Self::from_url_and_env(url, &|name| std::env::var(name).ok())
-    }
-
     fn is_aws(&self) -> bool {
         self.endpoint.as_deref().is_none_or(|e| {
             let host = e.split(':').next().unwrap_or(e);
@@ -264,73 +188,6 @@ impl S3Options {
             Some(e) => format!("{scheme}://{e}"),
             None => format!("{scheme}://s3.{}.amazonaws.com", self.region_or_default()),
         }
-    }
-}
-
-/// Splits `s3://BUCKET/PATH` into bucket and raw prefix; `""` yields neither.
-fn parse_url(url: &str) -> Result<(Option<String>, Option<String>)> {
-    let url = url.trim();
-    if url.is_empty() {
-        return Ok((None, None));
-    }
-    let rest = url
-        .get(..5)
-        .filter(|s| s.eq_ignore_ascii_case("s3://"))
-        .and_then(|_| url.get(5..))
-        .ok_or_else(|| {
-            Error::Config(format!(
-                "not an S3 repository URL: {url:?} (expected s3://BUCKET[/PREFIX])"
-            ))
-        })?;
-    let (bucket, path) = match rest.split_once('/') {
-        Some((b, p)) => (b, Some(p.to_owned())),
-        None => (rest, None),
-    };
-    Ok(((!bucket.is_empty()).then(|| bucket.to_owned()), path))
-}
-
-/// Drops empty segments, validates the rest, and forces a trailing `/` (empty stays empty).
-fn normalize_prefix(raw: &str) -> Result<String> {
-    let mut out = String::new();
-    for seg in raw.split('/').filter(|s| !s.is_empty()) {
-        let ok = seg
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'));
-        if !ok || seg == "." || seg == ".." {
-            return Err(Error::Config(format!(
-                "invalid S3 prefix {raw:?}: segment {seg:?} (allowed: A-Z a-z 0-9 . _ - and /)"
-            )));
-        }
-        out.push_str(seg);
-        out.push('/');
-    }
-    Ok(out)
-}
-
-/// Strips a scheme and trailing `/`; what is left must be `host[:port]`.
-fn normalize_endpoint(raw: &str) -> Result<String> {
-    let lower = raw.to_ascii_lowercase();
-    let rest = ["https://", "http://"]
-        .iter()
-        .find(|s| lower.starts_with(*s))
-        .and_then(|s| raw.get(s.len()..))
-        .unwrap_or(raw);
-    let host = rest.trim_end_matches('/');
-    if host.is_empty() || host.contains(['/', '?', '#', '@', ' ']) {
-        return Err(Error::Config(format!(
-            "invalid S3 endpoint {raw:?}: expected host[:port]"
-        )));
-    }
-    Ok(host.to_owned())
-}
-
-fn parse_bool(name: &str, v: &str) -> Result<bool> {
-    match v.to_ascii_lowercase().as_str() {
-        "true" | "1" | "yes" => Ok(true),
-        "false" | "0" | "no" => Ok(false),
-        _ => Err(Error::Config(format!(
-            "{name}={v:?}: expected true or false"
-        ))),
     }
 }
 
@@ -710,176 +567,39 @@ impl BlobStorage for S3Storage {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::collections::HashMap;
 
-    fn opts(url: &str, vars: &[(&str, &str)]) -> Result<S3Options> {
-        let map: HashMap<String, String> = vars
-            .iter()
-            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
-            .collect();
-        S3Options::from_url_and_env(url, &|k| map.get(k).cloned())
+    #[test]
+    fn endpoint_url_follows_tls_and_region() {
+        let mut o = S3Options::new("b");
+        assert_eq!(o.endpoint_url(), "https://s3.us-east-1.amazonaws.com");
+        o.region = Some("eu-west-1".into());
+        assert_eq!(o.endpoint_url(), "https://s3.eu-west-1.amazonaws.com");
+        o.endpoint = Some("minio.lan:9000".into());
+        assert_eq!(o.endpoint_url(), "https://minio.lan:9000");
+        o.disable_tls = true;
+        assert_eq!(o.endpoint_url(), "http://minio.lan:9000");
     }
 
     #[test]
-    fn prefix_is_normalised() {
-        for (url, prefix) in [
-            ("s3://b", ""),
-            ("s3://b/", ""),
-            ("s3://b/team/app1", "team/app1/"),
-            ("s3://b/team/app1/", "team/app1/"),
-            ("s3://b//team//app1//", "team/app1/"),
-            ("S3://b/x.y_z-1", "x.y_z-1/"),
-        ] {
-            let o = opts(url, &[]).expect(url);
-            assert_eq!(o.bucket, "b", "{url}");
-            assert_eq!(o.prefix, prefix, "{url}");
-        }
-        for bad in ["s3://b/a b", "s3://b/../x", "s3://b/./x", "s3://b/a?x=1"] {
-            let e = opts(bad, &[]).expect_err(bad);
-            assert_eq!(e.kind(), ErrorKind::Config, "{bad}");
-        }
-        let o = opts("s3://b/url", &[("ARKIV_S3_PREFIX", "/env/p")]).expect("env prefix");
-        assert_eq!(o.prefix, "env/p/");
-    }
-
-    #[test]
-    fn url_errors() {
-        assert_eq!(
-            opts("filesystem:///x", &[]).expect_err("scheme").kind(),
-            ErrorKind::Config
-        );
-        let e = opts("", &[]).expect_err("no bucket");
-        assert!(e.to_string().contains("KOPIA_S3_BUCKET"), "{e}");
-        assert_eq!(
-            opts("s3://", &[]).expect_err("empty bucket").kind(),
-            ErrorKind::Config
-        );
-        let o = opts("", &[("KOPIA_S3_BUCKET", "kb")]).expect("bucket from env");
-        assert_eq!((o.bucket.as_str(), o.prefix.as_str()), ("kb", ""));
-    }
-
-    #[test]
-    fn bucket_precedence() {
-        let o = opts("s3://urlb/p", &[("KOPIA_S3_BUCKET", "kb")]).expect("ok");
-        assert_eq!(o.bucket, "kb");
-        assert_eq!(o.prefix, "p/", "URL path still gives the prefix");
-        let o = opts(
-            "s3://urlb",
-            &[("KOPIA_S3_BUCKET", "kb"), ("ARKIV_S3_BUCKET", "ab")],
-        )
-        .expect("ok");
-        assert_eq!(o.bucket, "ab");
-        let o = opts("s3://urlb", &[("KOPIA_S3_BUCKET", "")]).expect("empty = unset");
-        assert_eq!(o.bucket, "urlb");
-    }
-
-    #[test]
-    fn endpoint_scheme_is_stripped_and_does_not_choose_tls() {
-        for (raw, host) in [
-            ("minio.lan:9000", "minio.lan:9000"),
-            ("http://minio.lan:9000", "minio.lan:9000"),
-            ("HTTPS://minio.lan/", "minio.lan"),
-        ] {
-            let o = opts("s3://b", &[("KOPIA_S3_ENDPOINT", raw)]).expect(raw);
-            assert_eq!(o.endpoint.as_deref(), Some(host));
-            assert!(!o.disable_tls, "{raw}: TLS stays on");
-            assert_eq!(o.endpoint_url(), format!("https://{host}"));
-        }
-        let e = opts("s3://b", &[("KOPIA_S3_ENDPOINT", "http://h/path")]).expect_err("path");
-        assert_eq!(e.kind(), ErrorKind::Config);
-        let o = opts(
-            "s3://b",
-            &[
-                ("AWS_S3_ENDPOINT", "aws-ep"),
-                ("KOPIA_S3_ENDPOINT", "kopia-ep"),
-                ("ARKIV_S3_ENDPOINT", "arkiv-ep"),
-            ],
-        )
-        .expect("ok");
-        assert_eq!(o.endpoint.as_deref(), Some("arkiv-ep"));
-        let o = opts(
-            "s3://b",
-            &[
-                ("AWS_S3_ENDPOINT", "aws-ep"),
-                ("KOPIA_S3_ENDPOINT", "kopia-ep"),
-            ],
-        )
-        .expect("ok");
-        assert_eq!(o.endpoint.as_deref(), Some("kopia-ep"));
-    }
-
-    #[test]
-    fn tls_flag() {
-        let tls = |vars: &[(&str, &str)]| opts("s3://b", vars).map(|o| o.disable_tls);
-        assert!(!tls(&[]).expect("default"));
-        assert!(tls(&[("KOPIA_S3_DISABLE_TLS", "true")]).expect("kopia"));
-        assert!(tls(&[("AWS_S3_DISABLE_TLS", "TRUE")]).expect("aws"));
-        assert!(!tls(&[("KOPIA_S3_DISABLE_TLS", "false")]).expect("false"));
-        assert!(
-            !tls(&[
-                ("KOPIA_S3_DISABLE_TLS", "true"),
-                ("ARKIV_S3_DISABLE_TLS", "false")
-            ])
-            .expect("arkiv overrides")
-        );
-        let e = tls(&[("KOPIA_S3_DISABLE_TLS", "maybe")]).expect_err("bad bool");
-        assert!(e.to_string().contains("KOPIA_S3_DISABLE_TLS"), "{e}");
-    }
-
-    #[test]
-    fn region_credentials_ca_precedence() {
-        let o = opts(
-            "s3://b",
-            &[
-                ("AWS_DEFAULT_REGION", "eu-west-1"),
-                ("AWS_REGION", "eu-central-1"),
-                ("AWS_ACCESS_KEY_ID", "AK"),
-                ("AWS_SECRET_ACCESS_KEY", "SK"),
-                ("AWS_SESSION_TOKEN", "ST"),
-                ("KOPIA_CUSTOM_CA", "/k.pem"),
-                ("CUSTOM_CA", "/c.pem"),
-            ],
-        )
-        .expect("ok");
-        assert_eq!(o.region.as_deref(), Some("eu-central-1"));
-        assert_eq!(o.access_key_id.as_deref(), Some("AK"));
-        assert_eq!(o.secret_access_key.as_deref(), Some("SK"));
-        assert_eq!(o.session_token.as_deref(), Some("ST"));
-        assert_eq!(o.ca_bundle, Some(PathBuf::from("/c.pem")));
+    fn secrets_are_redacted_in_debug() {
+        let mut o = S3Options::new("b");
+        o.access_key_id = Some("AK".into());
+        o.secret_access_key = Some("SECRETKEY".into());
+        o.session_token = Some("SESSIONTOKEN".into());
         let dbg = format!("{o:?}");
-        assert!(!dbg.contains("SK") && !dbg.contains("ST"), "{dbg}");
-
-        let o = opts(
-            "s3://b",
-            &[
-                ("AWS_DEFAULT_REGION", "eu-west-1"),
-                ("ARKIV_S3_REGION", "local"),
-                ("AWS_ACCESS_KEY_ID", "AK"),
-                ("ARKIV_S3_ACCESS_KEY_ID", "AK2"),
-                ("KOPIA_CUSTOM_CA", "/k.pem"),
-                ("ARKIV_S3_CA_BUNDLE", "/a.pem"),
-                ("ARKIV_S3_PATH_STYLE", "false"),
-            ],
-        )
-        .expect("ok");
-        assert_eq!(o.region.as_deref(), Some("local"));
-        assert_eq!(o.access_key_id.as_deref(), Some("AK2"));
-        assert_eq!(o.ca_bundle, Some(PathBuf::from("/a.pem")));
-        assert_eq!(o.path_style, Some(false));
-        let o = opts("s3://b", &[("AWS_DEFAULT_REGION", "eu-west-1")]).expect("ok");
-        assert_eq!(o.region.as_deref(), Some("eu-west-1"));
+        assert!(dbg.contains("AK"), "{dbg}");
+        assert!(
+            !dbg.contains("SECRETKEY") && !dbg.contains("SESSIONTOKEN"),
+            "{dbg}"
+        );
     }
 
     #[test]
     fn storage_construction() {
-        let mut o = opts(
-            "s3://bkt/team/app1",
-            &[
-                ("KOPIA_S3_ENDPOINT", "127.0.0.1:9"),
-                ("KOPIA_S3_DISABLE_TLS", "true"),
-            ],
-        )
-        .expect("ok");
+        let mut o = S3Options::new("bkt");
+        o.prefix = "team/app1/".into();
+        o.endpoint = Some("127.0.0.1:9".into());
+        o.disable_tls = true;
         let e = S3Storage::new(o.clone()).expect_err("no credentials");
         assert_eq!(e.kind(), ErrorKind::Config);
         assert!(e.to_string().contains("AWS_ACCESS_KEY_ID"), "{e}");
@@ -890,6 +610,21 @@ mod tests {
         assert_eq!(s.key(&BlobId::new("p0123-s1")), "team/app1/p0123-s1");
         assert_eq!(s.describe(), "s3://bkt/team/app1/");
         assert_eq!(s.endpoint_url(), "http://127.0.0.1:9");
+
+        let mut unslashed = o.clone();
+        unslashed.prefix = "team/app1".into();
+        assert_eq!(
+            S3Storage::new(unslashed).expect_err("prefix").kind(),
+            ErrorKind::Config
+        );
+        let mut aws_http = o.clone();
+        aws_http.endpoint = None;
+        assert_eq!(
+            S3Storage::new(aws_http)
+                .expect_err("AWS without TLS")
+                .kind(),
+            ErrorKind::Config
+        );
 
         o.multipart_part_size = 1024;
         assert_eq!(

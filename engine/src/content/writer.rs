@@ -370,7 +370,7 @@ impl ContentWriter {
         let builder = PackBuilder::aligned(
             rand::random(),
             self.max_pack_size + SCRATCH_KEEP,
-            crate::blob::filesystem::DIRECT_IO_ALIGN,
+            crate::direct_io::ALIGN,
         );
         PendingPack {
             id: BlobId::new(format!("{prefix}{}-{}", hex::encode(r), self.session_id)),
@@ -395,8 +395,8 @@ impl ContentWriter {
         let now = self.repo.clock().now();
         let marker = serde_json::json!({
             "id": self.session_id,
-            "startTime": arkiv_format::gojson::format_go_time(&self.session_start),
-            "checkpointTime": arkiv_format::gojson::format_go_time(&now),
+            "startTime": arkiv_format::gojson::time::format(&self.session_start),
+            "checkpointTime": arkiv_format::gojson::time::format(&now),
             "username": self.username,
             "hostname": self.hostname,
         });

@@ -5,20 +5,20 @@
 //! allocated page-cache pages was the largest cost of a restore onto ext4 (31 % of a
 //! profile), and the bytes would only be flushed later anyway. Small files, other
 //! filesystems (NFS, where a direct write is a synchronous round trip; tmpfs, where it
-//! is a page-cache copy all the same; FUSE) and `ARKIV_DIRECT_IO=off` keep buffered
-//! writes. A filesystem that refuses direct I/O (`EINVAL` on open or write) turns it off
-//! for the rest of the restore; the refused write is repeated buffered.
+//! is a page-cache copy all the same; FUSE) and `RestoreOptions::direct_io` off keep
+//! buffered writes. A filesystem that refuses direct I/O (`EINVAL` on open or write) turns
+//! it off for the rest of the restore; the refused write is repeated buffered. The pieces
+//! shared with the filesystem backend live in [`crate::direct_io`].
 //!
 //! Either way, whole chunks of zeros become holes, as before: the file stays sparse.
 
 use std::fs::File;
 use std::os::unix::fs::FileExt;
 use std::path::Path;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 
-pub(super) use crate::blob::filesystem::is_direct_io_refusal as is_refusal;
-use crate::blob::filesystem::{DIRECT_IO_ALIGN as ALIGN, direct_io_enabled};
+use crate::direct_io::{
+    ALIGN, AlignedBuf, Switch, clear_direct, is_refusal, local_block_filesystem,
+};
 
 /// Files at least this long are written with direct I/O (when the target allows it).
 pub(super) const DIRECT_MIN: u64 = 1 << 20;
@@ -27,75 +27,49 @@ pub(super) const DIRECT_MIN: u64 = 1 << 20;
 const STAGE: usize = 1 << 20;
 
 /// Whether a restore writes large files with `O_DIRECT`: decided once for the target,
-/// turned off by the first refusal.
-#[derive(Debug)]
-pub(super) struct DirectPolicy(AtomicBool);
+/// turned off by the first refusal (for every clone).
+#[derive(Debug, Clone)]
+pub(super) struct DirectPolicy(Switch);
 
 impl DirectPolicy {
-    /// On for a local block filesystem under `dir`, unless [`crate::blob::filesystem::DIRECT_IO_ENV`] says off.
-    pub(super) fn for_target(dir: &Path) -> Self {
-        DirectPolicy::new(direct_io_enabled() && local_block_filesystem(dir))
+    /// On when `wanted` and `dir` is on a local block filesystem.
+    pub(super) fn for_target(dir: &Path, wanted: bool) -> Self {
+        DirectPolicy::new(wanted && local_block_filesystem(dir))
     }
 
     pub(super) fn new(on: bool) -> Self {
-        DirectPolicy(AtomicBool::new(on))
+        DirectPolicy(Switch::new(on))
     }
 
     /// Whether a file of `size` bytes should be written with direct I/O.
     pub(super) fn wants(&self, size: u64) -> bool {
-        size >= DIRECT_MIN && self.0.load(Ordering::Relaxed)
+        size >= DIRECT_MIN && self.0.is_on()
     }
 
     pub(super) fn refused(&self, e: &std::io::Error) {
-        if self.0.swap(false, Ordering::Relaxed) {
-            tracing::debug!("direct I/O refused ({e}); restoring with buffered writes");
-        }
+        self.0.refused(e);
     }
-}
-
-fn local_block_filesystem(dir: &Path) -> bool {
-    use nix::sys::statfs::{BTRFS_SUPER_MAGIC, EXT4_SUPER_MAGIC, XFS_SUPER_MAGIC, statfs};
-    // EXT4_SUPER_MAGIC is also ext2's and ext3's.
-    statfs(dir).is_ok_and(|s| {
-        [EXT4_SUPER_MAGIC, XFS_SUPER_MAGIC, BTRFS_SUPER_MAGIC].contains(&s.filesystem_type())
-    })
-}
-
-/// Turns `O_DIRECT` off on an open file.
-fn clear_direct(f: &File) -> std::io::Result<()> {
-    use nix::fcntl::{FcntlArg, OFlag, fcntl};
-    use std::os::fd::AsRawFd;
-    let fd = f.as_raw_fd();
-    let flags = OFlag::from_bits_truncate(fcntl(fd, FcntlArg::F_GETFL)?);
-    fcntl(fd, FcntlArg::F_SETFL(flags - OFlag::O_DIRECT))?;
-    Ok(())
 }
 
 /// Bytes waiting for an aligned direct write: they belong at file offset `start`
 /// (always a multiple of [`ALIGN`]) and end at the writer's position.
 struct Staging {
-    buf: Vec<u8>,
-    /// Where the aligned area starts in `buf`.
-    at: usize,
+    buf: AlignedBuf,
     start: u64,
     len: usize,
 }
 
 impl Staging {
     fn new() -> Self {
-        let buf = vec![0u8; STAGE + ALIGN];
-        let at = buf.as_ptr().align_offset(ALIGN);
         Staging {
-            buf,
-            at,
+            buf: AlignedBuf::zeroed(STAGE),
             start: 0,
             len: 0,
         }
     }
 
     fn area(&mut self) -> &mut [u8] {
-        let at = self.at;
-        &mut self.buf[at..at + STAGE]
+        self.buf.as_mut_slice()
     }
 }
 
@@ -107,7 +81,7 @@ pub(super) struct DataWriter {
     written_end: u64,
     /// Present while the file is written with `O_DIRECT`.
     staging: Option<Staging>,
-    policy: Option<Arc<DirectPolicy>>,
+    policy: Option<DirectPolicy>,
     #[cfg(test)]
     refuse_next_direct_write: bool,
 }
@@ -126,7 +100,7 @@ impl DataWriter {
     }
 
     /// A writer for a file opened with `O_DIRECT`; a refusal is reported to `policy`.
-    pub(super) fn direct(policy: Arc<DirectPolicy>) -> Self {
+    pub(super) fn direct(policy: DirectPolicy) -> Self {
         DataWriter {
             staging: Some(Staging::new()),
             policy: Some(policy),
@@ -275,7 +249,7 @@ mod tests {
         std::fs::OpenOptions::new()
             .write(true)
             .create_new(true)
-            .custom_flags(if direct { libc::O_DIRECT } else { 0 })
+            .custom_flags(crate::direct_io::open_flags(direct))
             .open(path)
             .or_else(|_| {
                 std::fs::OpenOptions::new()
@@ -301,7 +275,7 @@ mod tests {
             let path = dir.path().join(format!("f-{direct}"));
             let f = open(&path, direct);
             let mut w = if direct {
-                DataWriter::direct(Arc::new(DirectPolicy::new(true)))
+                DataWriter::direct(DirectPolicy::new(true))
             } else {
                 DataWriter::buffered()
             };
@@ -346,7 +320,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("sparse");
         let f = open(&path, true);
-        let mut w = DataWriter::direct(Arc::new(DirectPolicy::new(true)));
+        let mut w = DataWriter::direct(DirectPolicy::new(true));
         let hole = 64 << 20;
         w.write(&f, &pattern(5000, 1)).unwrap();
         w.write(&f, &vec![0u8; hole]).unwrap();
@@ -367,7 +341,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("f");
         let f = open(&path, true);
-        let policy = Arc::new(DirectPolicy::new(true));
+        let policy = DirectPolicy::new(true);
         let mut w = DataWriter::direct(policy.clone());
         w.refuse_next_direct_write = true;
         let data = pattern(3 * STAGE + 100, 9);

@@ -26,8 +26,9 @@ use arkiv_format::snapshot::{DirEntry, EntryType, posix_mode_from_go};
 use filetime::FileTime;
 use futures::{FutureExt, StreamExt};
 
-use super::direct::{self, DataWriter, DirectPolicy};
+use super::direct::{DataWriter, DirectPolicy};
 use super::tree::validate_listing;
+use crate::direct_io;
 use crate::repo::Repository;
 use crate::{Error, Result};
 
@@ -47,6 +48,9 @@ pub struct RestoreOptions {
     pub keep_in_root: Vec<String>,
     /// Skip (with a warning) permission errors when applying owners, modes and mtimes.
     pub ignore_permission_errors: bool,
+    /// Write large files with `O_DIRECT` when the target is a local block filesystem
+    /// (ext4, XFS, btrfs; default); off: buffered writes only.
+    pub direct_io: bool,
 }
 
 impl Default for RestoreOptions {
@@ -58,6 +62,7 @@ impl Default for RestoreOptions {
             chunk_prefetch: 4,
             keep_in_root: Vec::new(),
             ignore_permission_errors: false,
+            direct_io: true,
         }
     }
 }
@@ -98,7 +103,7 @@ struct Ctx {
     /// Set on the first error: no new work starts, running work finishes.
     stop: Arc<std::sync::atomic::AtomicBool>,
     /// Whether large files are written with direct I/O.
-    direct: Arc<DirectPolicy>,
+    direct: DirectPolicy,
 }
 
 impl Ctx {
@@ -136,7 +141,7 @@ pub async fn restore_entry(
         }
         _ => target.parent().unwrap_or(Path::new(".")),
     };
-    let direct = Arc::new(DirectPolicy::for_target(dir));
+    let direct = DirectPolicy::for_target(dir, opts.direct_io);
     let ctx = Arc::new(Ctx {
         repo: repo.clone(),
         direct,
@@ -603,7 +608,7 @@ struct OutFile {
     tmp: PathBuf,
     data: DataWriter,
     /// Until the file is opened: the policy, when the file is to be written with direct I/O.
-    direct: Option<Arc<DirectPolicy>>,
+    direct: Option<DirectPolicy>,
 }
 
 impl OutFile {
@@ -617,7 +622,7 @@ impl OutFile {
     }
 
     /// A file written with direct I/O when `policy` wants it for `size` bytes.
-    fn new(tmp: PathBuf, size: u64, policy: &Arc<DirectPolicy>) -> Self {
+    fn new(tmp: PathBuf, size: u64, policy: &DirectPolicy) -> Self {
         OutFile {
             direct: policy.wants(size).then(|| policy.clone()),
             ..OutFile::buffered(tmp)
@@ -638,15 +643,15 @@ impl OutFile {
                 .open(&self.tmp)
         };
         let f = match self.direct.take() {
-            None => open(0)?,
-            Some(policy) => match open(libc::O_DIRECT) {
+            None => open(direct_io::open_flags(false))?,
+            Some(policy) => match open(direct_io::open_flags(true)) {
                 Ok(f) => {
                     self.data = DataWriter::direct(policy);
                     f
                 }
-                Err(e) if direct::is_refusal(&e) => {
+                Err(e) if direct_io::is_refusal(&e) => {
                     policy.refused(&e);
-                    open(0)?
+                    open(direct_io::open_flags(false))?
                 }
                 Err(e) => return Err(e),
             },

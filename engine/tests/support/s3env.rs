@@ -74,28 +74,28 @@ pub async fn create_bucket(endpoint: &str, bucket: &str) {
     );
 }
 
-/// Options for `s3://bucket/prefix` at `endpoint` (plain HTTP), built through the same env
-/// parsing the mover uses; credentials from `AWS_*` when set, else dummies.
+/// Options for `s3://bucket/prefix` at `endpoint` (`host:port`, plain HTTP); credentials
+/// and region from `AWS_*` when set, else dummies. `prefix` is given without the trailing
+/// `/` the storage wants.
 pub fn options(endpoint: &str, bucket: &str, prefix: &str) -> S3Options {
-    let endpoint = endpoint.to_owned();
-    let env = move |k: &str| -> Option<String> {
-        match k {
-            "ARKIV_S3_ENDPOINT" => Some(endpoint.clone()),
-            "ARKIV_S3_DISABLE_TLS" => Some("true".to_owned()),
-            "AWS_ACCESS_KEY_ID" | "AWS_SECRET_ACCESS_KEY" | "AWS_REGION" => {
-                Some(std::env::var(k).unwrap_or_else(|_| {
-                    if k == "AWS_REGION" {
-                        "us-east-1"
-                    } else {
-                        "arkiv-test"
-                    }
-                    .to_owned()
-                }))
-            }
-            _ => None,
-        }
+    let var = |k: &str, default: &str| {
+        std::env::var(k)
+            .ok()
+            .filter(|v| !v.is_empty())
+            .unwrap_or_else(|| default.to_owned())
     };
-    S3Options::from_url_and_env(&format!("s3://{bucket}/{prefix}"), &env).expect("options")
+    let mut o = S3Options::new(bucket);
+    o.prefix = prefix
+        .split('/')
+        .filter(|s| !s.is_empty())
+        .map(|s| format!("{s}/"))
+        .collect();
+    o.endpoint = Some(endpoint.to_owned());
+    o.disable_tls = true;
+    o.region = Some(var("AWS_REGION", "us-east-1"));
+    o.access_key_id = Some(var("AWS_ACCESS_KEY_ID", "arkiv-test"));
+    o.secret_access_key = Some(var("AWS_SECRET_ACCESS_KEY", "arkiv-test"));
+    o
 }
 
 /// A fresh bucket and a storage on it.

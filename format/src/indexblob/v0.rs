@@ -15,10 +15,11 @@
 
 use std::collections::HashSet;
 
-use chrono::{DateTime, Datelike, Timelike, Utc};
+use chrono::{DateTime, Utc};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use super::BlobListing;
+use crate::gojson::{self, null_default};
 use crate::ids::BlobId;
 use crate::{Error, Result};
 
@@ -41,7 +42,7 @@ pub struct BlobMeta {
     /// Length in bytes.
     pub length: i64,
     /// Storage timestamp.
-    #[serde(serialize_with = "ser_time", deserialize_with = "de_time")]
+    #[serde(with = "gojson::time")]
     pub timestamp: DateTime<Utc>,
 }
 
@@ -59,10 +60,10 @@ impl From<&BlobListing> for BlobMeta {
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CompactionLog {
     /// Index blobs merged by the compaction.
-    #[serde(rename = "inputMetadata", deserialize_with = "null_as_empty")]
+    #[serde(rename = "inputMetadata", deserialize_with = "null_default")]
     pub input_metadata: Vec<BlobMeta>,
     /// Index blobs it produced.
-    #[serde(rename = "outputMetadata", deserialize_with = "null_as_empty")]
+    #[serde(rename = "outputMetadata", deserialize_with = "null_default")]
     pub output_metadata: Vec<BlobMeta>,
 }
 
@@ -75,7 +76,7 @@ impl CompactionLog {
 
     /// Encodes the JSON exactly as Go's `json.Marshal` does.
     pub fn encode(&self) -> Result<Vec<u8>> {
-        to_go_json(self, "compaction log")
+        gojson::to_go_json_text(self, "compaction log")
     }
 }
 
@@ -83,14 +84,10 @@ impl CompactionLog {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CleanupEntry {
     /// Blobs to delete.
-    #[serde(rename = "blobIDs", deserialize_with = "null_as_empty")]
+    #[serde(rename = "blobIDs", deserialize_with = "null_default")]
     pub blob_ids: Vec<String>,
     /// When the cleanup was scheduled.
-    #[serde(
-        rename = "cleanupScheduleTime",
-        serialize_with = "ser_time",
-        deserialize_with = "de_time"
-    )]
+    #[serde(rename = "cleanupScheduleTime", with = "gojson::time")]
     pub cleanup_schedule_time: DateTime<Utc>,
 }
 
@@ -102,7 +99,7 @@ impl CleanupEntry {
 
     /// Encodes the JSON exactly as Go's `json.Marshal` does.
     pub fn encode(&self) -> Result<Vec<u8>> {
-        to_go_json(self, "cleanup entry")
+        gojson::to_go_json_text(self, "cleanup entry")
     }
 }
 
@@ -146,13 +143,7 @@ pub fn active_index_blobs(n_blobs: &[BlobListing], logs: &[CompactionLog]) -> Ve
 }
 
 // ---------------------------------------------------------------------------------------------
-// Go JSON details
-
-fn null_as_empty<'de, D: Deserializer<'de>, T: Deserialize<'de>>(
-    d: D,
-) -> std::result::Result<Vec<T>, D::Error> {
-    Ok(Option::<Vec<T>>::deserialize(d)?.unwrap_or_default())
-}
+// serde details
 
 fn ser_blob_id<S: Serializer>(id: &BlobId, s: S) -> std::result::Result<S::Ok, S::Error> {
     s.serialize_str(id.as_str())
@@ -160,55 +151,6 @@ fn ser_blob_id<S: Serializer>(id: &BlobId, s: S) -> std::result::Result<S::Ok, S
 
 fn de_blob_id<'de, D: Deserializer<'de>>(d: D) -> std::result::Result<BlobId, D::Error> {
     String::deserialize(d).map(BlobId::new)
-}
-
-fn ser_time<S: Serializer>(t: &DateTime<Utc>, s: S) -> std::result::Result<S::Ok, S::Error> {
-    match go_rfc3339_nano(t) {
-        Some(v) => s.serialize_str(&v),
-        None => Err(serde::ser::Error::custom(
-            "Time.MarshalJSON: year outside of range [0,9999]",
-        )),
-    }
-}
-
-fn de_time<'de, D: Deserializer<'de>>(d: D) -> std::result::Result<DateTime<Utc>, D::Error> {
-    let s = std::borrow::Cow::<'de, str>::deserialize(d)?;
-    crate::gojson::parse_go_time(&s).map_err(serde::de::Error::custom)
-}
-
-/// Go's `time.RFC3339Nano` for a UTC time: fractional seconds with trailing zeros removed
-/// (none when zero), `Z` suffix. `None` for years Go refuses to marshal.
-fn go_rfc3339_nano(t: &DateTime<Utc>) -> Option<String> {
-    if !(0..=9999).contains(&t.year()) {
-        return None;
-    }
-    let mut s = t.format("%Y-%m-%dT%H:%M:%S").to_string();
-    let nanos = t.nanosecond() % 1_000_000_000;
-    if nanos != 0 {
-        let frac = format!("{nanos:09}");
-        s.push('.');
-        s.push_str(frac.trim_end_matches('0'));
-    }
-    s.push('Z');
-    Some(s)
-}
-
-/// Compact JSON with Go's HTML-safe escaping of `<`, `>`, `&`, U+2028 and U+2029 (those can
-/// only occur inside strings, so replacing them in the output is exact).
-fn to_go_json<T: Serialize>(v: &T, what: &'static str) -> Result<Vec<u8>> {
-    let s = serde_json::to_string(v).map_err(|e| Error::json(what, e))?;
-    let mut out = String::with_capacity(s.len());
-    for c in s.chars() {
-        match c {
-            '<' => out.push_str("\\u003c"),
-            '>' => out.push_str("\\u003e"),
-            '&' => out.push_str("\\u0026"),
-            '\u{2028}' => out.push_str("\\u2028"),
-            '\u{2029}' => out.push_str("\\u2029"),
-            c => out.push(c),
-        }
-    }
-    Ok(out.into_bytes())
 }
 
 #[cfg(test)]
@@ -329,17 +271,5 @@ mod tests {
         // A log whose outputs are only inputs of a valid log elsewhere still counts as valid.
         let listings = active_index_blob_listings(&n, &[]);
         assert_eq!(listings.len(), 5);
-    }
-
-    #[test]
-    fn go_time_format() {
-        assert_eq!(
-            go_rfc3339_nano(&t(1_641_092_645, 6)).unwrap(),
-            "2022-01-02T03:04:05.000000006Z"
-        );
-        assert_eq!(
-            go_rfc3339_nano(&t(0, 500_000_000)).unwrap(),
-            "1970-01-01T00:00:00.5Z"
-        );
     }
 }

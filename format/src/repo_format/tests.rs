@@ -1,7 +1,13 @@
 //! Known-answer tests of TEST-VECTORS.md §V-PBKDF, §V-FMT and §V-MAINT (cache key).
 #![allow(clippy::unwrap_used, clippy::indexing_slicing, clippy::panic)]
 
+use super::config::EncryptedRepositoryConfig;
+use super::format_key::format_aead_keys;
 use super::*;
+use crate::Error;
+use crate::encryption::EncryptionAlgorithm;
+use crate::gojson;
+use crate::hashing::HashAlgorithm;
 
 fn unhex(s: &str) -> Vec<u8> {
     hex::decode(s).unwrap()
@@ -180,7 +186,7 @@ fn v_fmt_blobcfg() {
         retention_period: 2592000000000000,
     };
     assert_eq!(
-        golite::to_vec(&ret).unwrap(),
+        gojson::to_go_json_text(&ret, "test").unwrap(),
         br#"{"retentionMode":"COMPLIANCE","retentionPeriod":2592000000000000}"#
     );
     let enc = encrypt_blobcfg(&blob, &format_key(), &ret, nonce).unwrap();
@@ -366,7 +372,7 @@ fn validate_refusals() {
     let locked = with(|c| {
         c.upgrade_lock = Some(UpgradeLock {
             owner_id: "alice@host".into(),
-            creation_time: go_time::zero(),
+            creation_time: gojson::time::zero(),
             advance_notice_duration: 0,
             io_drain_timeout: 0,
             status_poll_interval: 0,

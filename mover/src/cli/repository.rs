@@ -98,16 +98,7 @@ async fn status(g: &GlobalArgs, env: Env<'_>) -> Result<i32> {
             .max()
             .unwrap_or(0)
     };
-    let dur = |ns: i64| {
-        let s = ns / 1_000_000_000;
-        if s % 3600 == 0 {
-            format!("{}h0m0s", s / 3600)
-        } else if s % 60 == 0 {
-            format!("{}m0s", s / 60)
-        } else {
-            format!("{s}s")
-        }
-    };
+    let dur = arkiv_format::gojson::duration::format;
     let mut out = String::new();
     out += &format!("Description:         Repository at {}\n", conn.describe());
     out += &format!("Hostname:            {host}\nUsername:            {user}\n\n");

@@ -4,13 +4,14 @@ use anyhow::Result;
 use arkiv_engine::snapshot::restore::{RestoreOptions, restore_entry};
 use arkiv_engine::snapshot::select::{self, SelectError, SnapshotQuery};
 use arkiv_engine::snapshot::tree::{find_snapshot, resolve_path, split_spec};
+use arkiv_format::gojson;
 use clap::Args;
 use std::path::PathBuf;
 
 use super::{GlobalArgs, parse_source};
-use crate::Env;
 use crate::exit::{self, CliError};
 use crate::render::text;
+use crate::{Env, connect};
 
 /// `arkiv restore`
 #[derive(Debug, Args)]
@@ -58,13 +59,14 @@ pub async fn run(g: &GlobalArgs, env: Env<'_>, a: RestoreArgs) -> Result<i32> {
         "Restoring snapshot {} of {} ({}) to {}",
         snap.id,
         snap.manifest.source,
-        text::format_time(&snap.manifest.start_time),
+        gojson::time::format_cli(&snap.manifest.start_time),
         a.target.display()
     );
     let started = std::time::Instant::now();
     let mut opts = RestoreOptions::default();
     opts.delete_extra = a.delete_extra;
     opts.parallel_files = a.parallel.max(1);
+    opts.direct_io = connect::direct_io_from_env(env);
     let stats = restore_entry(&repo, &entry, &a.target, opts).await?;
     eprintln!(
         "Restored {} in {:.1}s",

@@ -8,11 +8,6 @@ use arkiv_format::gojson;
 use arkiv_format::snapshot::{DirEntry, EntryType};
 use chrono::{DateTime, Utc};
 
-/// `2026-11-22 00:22:53 UTC`, as kopia prints times (we always print UTC).
-pub fn format_time(t: &DateTime<Utc>) -> String {
-    t.format("%Y-%m-%d %H:%M:%S UTC").to_string()
-}
-
 /// Kopia's base-10 byte units: `21 MB`, `1.5 GB`, `812 B`.
 pub fn bytes_base10(n: u64) -> String {
     const PREFIXES: [&str; 7] = ["", "K", "M", "G", "T", "P", "E"];
@@ -105,7 +100,7 @@ pub fn ls_line(e: &DirEntry, shown_name: &str, long: bool) -> String {
         "{} {:>12} {} {:<34} {}",
         mode_string(e),
         size,
-        format_time(&time),
+        gojson::time::format_cli(&time),
         e.object.to_string(),
         shown_name
     )
@@ -144,7 +139,7 @@ pub fn snapshot_list_text(snaps: &[&Snapshot]) -> String {
             let _ = writeln!(
                 out,
                 "  {} {} {} {} {} files:{} dirs:{}{}",
-                format_time(&m.start_time),
+                gojson::time::format_cli(&m.start_time),
                 s.id,
                 root.object,
                 bytes_base10(u64::try_from(size).unwrap_or(0)),

@@ -16,12 +16,13 @@
 //!   list prints RFC 3339 times (with a `T`), which that pattern cannot match, and nothing is
 //!   counted twice.
 
+use arkiv_format::gojson;
 use std::collections::BTreeMap;
 use std::fmt;
 use std::fmt::Write as _;
 use std::time::Duration;
 
-use chrono::{DateTime, SecondsFormat, Utc};
+use chrono::{DateTime, Utc};
 use serde::Serialize;
 
 /// What the mover was asked to do, with the names the controller and the JSON result use.
@@ -136,23 +137,6 @@ struct DiscoveryJson<'a> {
     end_time: String,
 }
 
-/// A time as Go's `time.RFC3339Nano` prints it (Kopia's JSON): UTC with `Z`, fractional
-/// seconds without trailing zeros.
-pub fn go_time(t: &DateTime<Utc>) -> String {
-    let s = t.to_rfc3339_opts(SecondsFormat::Nanos, true);
-    match s.split_once('.') {
-        Some((whole, frac)) => {
-            let digits = frac.trim_end_matches('Z').trim_end_matches('0');
-            if digits.is_empty() {
-                format!("{whole}Z")
-            } else {
-                format!("{whole}.{digits}Z")
-            }
-        }
-        None => s,
-    }
-}
-
 /// The discovery block (contract §6.6): header, one compact JSON line per snapshot (sorted by
 /// source, then start time), a human list of each source's last snapshot, footer.
 pub fn discovery_block(all: &[DiscoveredSnapshot]) -> String {
@@ -180,8 +164,8 @@ pub fn discovery_block(all: &[DiscoveredSnapshot]) -> String {
                 user_name: &s.user_name,
                 host_name: &s.host_name,
                 path: &s.path,
-                start_time: go_time(&s.start_time),
-                end_time: go_time(&s.end_time),
+                start_time: gojson::time::format(&s.start_time),
+                end_time: gojson::time::format(&s.end_time),
             };
             // Serializing plain strings cannot fail; an empty line would only lose one entry.
             out.push_str(&serde_json::to_string(&line).unwrap_or_default());
@@ -194,7 +178,11 @@ pub fn discovery_block(all: &[DiscoveredSnapshot]) -> String {
         }
         out.push_str("\nSources in the repository and their last snapshot:\n");
         for (source, end) in &last {
-            let _ = writeln!(out, "{source} - Last snapshot: {}", go_time(end));
+            let _ = writeln!(
+                out,
+                "{source} - Last snapshot: {}",
+                gojson::time::format(end)
+            );
         }
     }
     out.push_str(DISCOVERY_FOOTER);

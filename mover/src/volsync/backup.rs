@@ -12,6 +12,7 @@ use arkiv_engine::snapshot::select;
 use arkiv_engine::snapshot::upload::{UploadOptions, UploadProgress, snapshot_directory};
 use arkiv_engine::{ErrorKind, Repository};
 use arkiv_format::compression::CompressionAlgorithm;
+use arkiv_format::gojson;
 use arkiv_format::snapshot::SourceInfo;
 
 use super::additional_args::SnapshotArgs;
@@ -25,7 +26,7 @@ use crate::compression;
 use crate::connect::{Access, Connection, Probe};
 use crate::progress::{self, Style};
 use crate::render::text::{self, bytes_base10};
-use crate::render::volsync::{self as report, go_time};
+use crate::render::volsync as report;
 
 /// Time limit of `KOPIA_BEFORE_SNAPSHOT` / `KOPIA_AFTER_SNAPSHOT` (the script's `timeout 300`).
 const ACTION_TIMEOUT: Duration = Duration::from_secs(300);
@@ -348,7 +349,11 @@ async fn retention(
                 plan.expired_count()
             );
             for d in plan.expired() {
-                println!("INFO:   expired {} ({})", d.id, go_time(&d.start_time));
+                println!(
+                    "INFO:   expired {} ({})",
+                    d.id,
+                    gojson::time::format(&d.start_time)
+                );
             }
         }
         Err(e) => println!("WARN: retention of {source} failed: {}: {e}", cause(&e)),

@@ -78,6 +78,7 @@
 //! | `PRIVILEGED_MOVER` | unset | carried; unused (the script ignores it too) |
 //! | `HTTP_PROXY`▸`http_proxy`, `HTTPS_PROXY`▸`https_proxy`, `NO_PROXY`▸`no_proxy` | unset | read ([`Secret`]: URLs may hold credentials), not applied: a set proxy is named in a warning |
 //! | `version`, `builddate` | unset | printed in the start-up banner |
+//! | `ARKIV_DIRECT_IO` | on | `off` (or `0`, `false`, `no`) ⇒ buffered writes instead of `O_DIRECT` for packs and large restored files |
 //! | `ARKIV_TEST_NOW` | unset | tests only: an RFC 3339 time the mover's clock stands still at (snapshot times, retention); junk ⇒ error |
 
 use std::fmt;
@@ -85,6 +86,7 @@ use std::path::{Component, Path, PathBuf};
 use std::time::Duration;
 
 use arkiv_engine::snapshot::select::SnapshotQuery;
+use arkiv_format::gojson;
 use arkiv_format::snapshot::SourceInfo;
 use chrono::{DateTime, FixedOffset, Utc};
 
@@ -387,6 +389,8 @@ pub struct MoverConfig {
     pub build_date: Option<String>,
     /// `ARKIV_TEST_NOW`: a fixed "now" for tests that simulate time (never set in production).
     pub test_now: Option<DateTime<Utc>>,
+    /// `ARKIV_DIRECT_IO` (default on): `O_DIRECT` for pack writes and large restored files.
+    pub direct_io: bool,
     /// Non-fatal problems, one line each, for the caller to print as `WARN:` lines.
     pub warnings: Vec<String>,
     /// The operation and its own settings.
@@ -723,6 +727,7 @@ impl MoverConfig {
             version: vars.get("version"),
             build_date: vars.get("builddate"),
             test_now,
+            direct_io: crate::connect::direct_io_from_env(env),
             operation,
             warnings: vars.warnings,
         })
@@ -1116,48 +1121,13 @@ fn duration_var(vars: &mut Vars<'_>, name: &str) -> Duration {
     const DEFAULT: Duration = Duration::from_secs(4 * 3600);
     match vars.get(name) {
         None => DEFAULT,
-        Some(v) => parse_go_duration(v.trim()).unwrap_or_else(|| {
+        Some(v) => gojson::duration::parse_non_negative(v.trim()).unwrap_or_else(|_| {
             vars.warnings.push(format!(
                 "{name}={v:?} is not a duration such as 4h or 90m; using 4h"
             ));
             DEFAULT
         }),
     }
-}
-
-/// Go's `time.ParseDuration` for non-negative values: `4h`, `1h30m`, `90s`, `1.5h`, `250ms`.
-pub fn parse_go_duration(s: &str) -> Option<Duration> {
-    if s == "0" {
-        return Some(Duration::ZERO);
-    }
-    let mut rest = s.strip_prefix('+').unwrap_or(s);
-    if rest.is_empty() {
-        return None;
-    }
-    let mut total = 0f64;
-    while !rest.is_empty() {
-        let num_len = rest
-            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-            .unwrap_or(rest.len());
-        let (num, tail) = rest.split_at(num_len);
-        let value: f64 = num.parse().ok()?;
-        let unit_len = tail
-            .find(|c: char| c.is_ascii_digit() || c == '.')
-            .unwrap_or(tail.len());
-        let (unit, tail) = tail.split_at(unit_len);
-        let seconds = match unit {
-            "ns" => 1e-9,
-            "us" | "µs" | "μs" => 1e-6,
-            "ms" => 1e-3,
-            "s" => 1.0,
-            "m" => 60.0,
-            "h" => 3600.0,
-            _ => return None,
-        };
-        total += value * seconds;
-        rest = tail;
-    }
-    Duration::try_from_secs_f64(total).ok()
 }
 
 /// Reads `KOPIA_MANUAL_CONFIG`; every ignored piece becomes a warning.

@@ -841,18 +841,6 @@ fn structured_repository_config_is_warned_about() {
     );
 }
 
-#[test]
-fn go_durations() {
-    assert_eq!(parse_go_duration("4h"), Some(Duration::from_secs(14400)));
-    assert_eq!(parse_go_duration("90m"), Some(Duration::from_secs(5400)));
-    assert_eq!(parse_go_duration("1.5h"), Some(Duration::from_secs(5400)));
-    assert_eq!(parse_go_duration("250ms"), Some(Duration::from_millis(250)));
-    assert_eq!(parse_go_duration("0"), Some(Duration::ZERO));
-    for bad in ["", "4", "h", "4d", "-1h", "1h-"] {
-        assert_eq!(parse_go_duration(bad), None, "{bad}");
-    }
-}
-
 // ---- restore ---------------------------------------------------------------------------
 
 #[test]

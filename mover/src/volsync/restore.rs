@@ -8,6 +8,7 @@ use arkiv_engine::Repository;
 use arkiv_engine::repo::Snapshot;
 use arkiv_engine::snapshot::restore::{RestoreOptions, restore_entry};
 use arkiv_engine::snapshot::select;
+use arkiv_format::gojson;
 
 use super::config::{MoverConfig, RestoreConfig};
 use super::{
@@ -18,7 +19,7 @@ use crate::cancel::CancellationToken;
 use crate::connect::{Access, Probe};
 use crate::progress::{self, Style};
 use crate::render::text;
-use crate::render::volsync::{self as report, DiscoveredSnapshot, go_time};
+use crate::render::volsync::{self as report, DiscoveredSnapshot};
 
 /// The restore flow.
 pub(super) async fn run(
@@ -72,7 +73,7 @@ pub(super) async fn run(
     println!("{}", report::selected_snapshot(&snap.id.to_string()));
     println!(
         "INFO: restoring snapshot of {source} started {} into {}{}",
-        go_time(&snap.manifest.start_time),
+        gojson::time::format(&snap.manifest.start_time),
         data.display(),
         if r.enable_file_deletion {
             " (removing files that are not in the snapshot)"
@@ -87,6 +88,7 @@ pub(super) async fn run(
     opts.delete_extra = r.enable_file_deletion;
     opts.keep_in_root = vec![LOST_FOUND.to_owned()];
     opts.ignore_permission_errors = true;
+    opts.direct_io = cfg.direct_io;
     let ticker = progress::start(Style::VolSync, progress::Source::Running("restore"));
     let stats = stop
         .interruptible(async {
