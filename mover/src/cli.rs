@@ -26,7 +26,6 @@ use clap::{Args, Parser, Subcommand};
 use crate::connect::{self, Access, Connection, RepoSpec};
 use crate::credentials::{self, Prompt};
 use crate::exit::{self, CliError};
-use crate::render::text;
 use crate::{Env, non_empty};
 
 /// arkiv: a fast, Kopia-compatible backup engine.

@@ -212,15 +212,16 @@ mod tests {
 
     /// A snapshot `id` of `/a` (or `path`) started at hour `h`.
     fn snap(id: &str, path: &str, h: u32, root: bool, incomplete: &str) -> Snapshot {
-        let mut m = SnapshotManifest::default();
-        m.source = src(path);
-        m.start_time = t(h);
-        m.end_time = t(h);
-        m.incomplete = incomplete.into();
-        m.root_entry = root.then(DirEntry::default);
         Snapshot {
             id: ManifestId::new(id),
-            manifest: m,
+            manifest: SnapshotManifest {
+                source: src(path),
+                start_time: t(h),
+                end_time: t(h),
+                incomplete: incomplete.into(),
+                root_entry: root.then(DirEntry::default),
+                ..SnapshotManifest::default()
+            },
             labels: BTreeMap::new(),
         }
     }

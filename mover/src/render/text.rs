@@ -6,7 +6,6 @@ use arkiv_engine::repo::{Repository, Snapshot};
 use arkiv_engine::snapshot::restore::RestoreStats;
 use arkiv_format::gojson;
 use arkiv_format::snapshot::{DirEntry, EntryType};
-use chrono::{DateTime, Utc};
 
 /// Kopia's base-10 byte units: `21 MB`, `1.5 GB`, `812 B`.
 pub fn bytes_base10(n: u64) -> String {
