@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 
 use anyhow::Result;
 use arkiv_engine::policy::{PolicyTarget, StoredPolicy, policy_hierarchy, set_policy};
-use arkiv_format::policy::Policy;
+use arkiv_format::policy::{Policy, RetentionPolicy};
 use clap::{Args, Subcommand};
 
 use super::{GlobalArgs, parse_source};
@@ -40,27 +40,117 @@ pub struct PolicyTargetArgs {
 pub struct PolicySetArgs {
     #[command(flatten)]
     pub target: PolicyTargetArgs,
-    /// Number of most recent snapshots to keep per source (or 'inherit')
-    #[arg(long, value_name = "N")]
-    pub keep_latest: Option<String>,
-    /// Number of most-recent hourly snapshots to keep per source (or 'inherit')
-    #[arg(long, value_name = "N")]
-    pub keep_hourly: Option<String>,
-    /// Number of most-recent daily snapshots to keep per source (or 'inherit')
-    #[arg(long, value_name = "N")]
-    pub keep_daily: Option<String>,
-    /// Number of most-recent weekly snapshots to keep per source (or 'inherit')
-    #[arg(long, value_name = "N")]
-    pub keep_weekly: Option<String>,
-    /// Number of most-recent monthly snapshots to keep per source (or 'inherit')
-    #[arg(long, value_name = "N")]
-    pub keep_monthly: Option<String>,
-    /// Number of most-recent annual snapshots to keep per source (or 'inherit')
-    #[arg(long, value_name = "N")]
-    pub keep_annual: Option<String>,
+    #[command(flatten)]
+    pub keep: KeepArgs,
     /// File data compression: a kopia compressor name (zstd-fastest, zstd, gzip, …), none, or 'inherit'
     #[arg(long)]
     pub compression: Option<String>,
+}
+
+/// One retention count of a policy: its `--keep-*` flag, the words kopia's `policy set` logs
+/// for it, `policy show`'s label, and the field.
+struct Keep {
+    /// The flag without dashes (`keep-latest`).
+    flag: &'static str,
+    /// The flag's help line.
+    help: &'static str,
+    /// What kopia calls it in `policy set` logs.
+    desc: &'static str,
+    /// The `policy show` row label.
+    label: &'static str,
+    /// The policy field.
+    field: fn(&mut RetentionPolicy) -> &mut Option<i64>,
+}
+
+/// The retention counts in kopia's order (`policy show` rows and `policy set` log lines).
+const KEEPS: [Keep; 6] = [
+    Keep {
+        flag: "keep-annual",
+        help: "Number of most-recent annual snapshots to keep per source (or 'inherit')",
+        desc: "number of annual snapshots to keep",
+        label: "Annual snapshots:",
+        field: |r| &mut r.keep_annual,
+    },
+    Keep {
+        flag: "keep-monthly",
+        help: "Number of most-recent monthly snapshots to keep per source (or 'inherit')",
+        desc: "number of monthly snapshots to keep",
+        label: "Monthly snapshots:",
+        field: |r| &mut r.keep_monthly,
+    },
+    Keep {
+        flag: "keep-weekly",
+        help: "Number of most-recent weekly snapshots to keep per source (or 'inherit')",
+        desc: "number of weekly snapshots to keep",
+        label: "Weekly snapshots:",
+        field: |r| &mut r.keep_weekly,
+    },
+    Keep {
+        flag: "keep-daily",
+        help: "Number of most-recent daily snapshots to keep per source (or 'inherit')",
+        desc: "number of daily snapshots to keep",
+        label: "Daily snapshots:",
+        field: |r| &mut r.keep_daily,
+    },
+    Keep {
+        flag: "keep-hourly",
+        help: "Number of most-recent hourly snapshots to keep per source (or 'inherit')",
+        desc: "number of hourly snapshots to keep",
+        label: "Hourly snapshots:",
+        field: |r| &mut r.keep_hourly,
+    },
+    Keep {
+        flag: "keep-latest",
+        help: "Number of most recent snapshots to keep per source (or 'inherit')",
+        desc: "number of latest snapshots to keep",
+        label: "Latest snapshots:",
+        field: |r| &mut r.keep_latest,
+    },
+];
+
+/// The `--keep-*` values as given, in [`KEEPS`] order (built from that table, so the six
+/// flags are declared once).
+#[derive(Debug, Clone, Default)]
+pub struct KeepArgs {
+    values: [Option<String>; 6],
+}
+
+impl clap::FromArgMatches for KeepArgs {
+    fn from_arg_matches(m: &clap::ArgMatches) -> std::result::Result<Self, clap::Error> {
+        let mut k = KeepArgs::default();
+        k.update_from_arg_matches(m)?;
+        Ok(k)
+    }
+
+    fn update_from_arg_matches(
+        &mut self,
+        m: &clap::ArgMatches,
+    ) -> std::result::Result<(), clap::Error> {
+        for (slot, keep) in self.values.iter_mut().zip(&KEEPS) {
+            if let Some(v) = m.get_one::<String>(keep.flag) {
+                *slot = Some(v.clone());
+            }
+        }
+        Ok(())
+    }
+}
+
+impl clap::Args for KeepArgs {
+    fn augment_args(cmd: clap::Command) -> clap::Command {
+        // `policy set --help` lists them latest first, as kopia does
+        KEEPS.iter().rev().fold(cmd, |cmd, keep| {
+            cmd.arg(
+                clap::Arg::new(keep.flag)
+                    .long(keep.flag)
+                    .value_name("N")
+                    .help(keep.help),
+            )
+        })
+    }
+
+    fn augment_args_for_update(cmd: clap::Command) -> clap::Command {
+        Self::augment_args(cmd)
+    }
 }
 
 fn config_err(msg: impl Into<String>) -> anyhow::Error {
@@ -101,46 +191,9 @@ fn parse_keep(flag: &str, v: Option<&str>) -> Result<Option<Option<i64>>> {
 /// Applies the flags to `p`; returns the change descriptions (kopia's log lines).
 fn apply_flags(a: &PolicySetArgs, p: &mut Policy) -> Result<Vec<String>> {
     let mut changes = Vec::new();
-    let r = &mut p.retention;
-    let cases: [(&str, &str, &mut Option<i64>, &Option<String>); 6] = [
-        (
-            "keep-annual",
-            "number of annual snapshots to keep",
-            &mut r.keep_annual,
-            &a.keep_annual,
-        ),
-        (
-            "keep-monthly",
-            "number of monthly snapshots to keep",
-            &mut r.keep_monthly,
-            &a.keep_monthly,
-        ),
-        (
-            "keep-weekly",
-            "number of weekly snapshots to keep",
-            &mut r.keep_weekly,
-            &a.keep_weekly,
-        ),
-        (
-            "keep-daily",
-            "number of daily snapshots to keep",
-            &mut r.keep_daily,
-            &a.keep_daily,
-        ),
-        (
-            "keep-hourly",
-            "number of hourly snapshots to keep",
-            &mut r.keep_hourly,
-            &a.keep_hourly,
-        ),
-        (
-            "keep-latest",
-            "number of latest snapshots to keep",
-            &mut r.keep_latest,
-            &a.keep_latest,
-        ),
-    ];
-    for (flag, desc, field, value) in cases {
+    for (keep, value) in KEEPS.iter().zip(&a.keep.values) {
+        let (flag, desc) = (keep.flag, keep.desc);
+        let field = (keep.field)(&mut p.retention);
         match parse_keep(flag, value.as_deref())? {
             None => {}
             Some(None) => {
@@ -245,39 +298,12 @@ async fn show(g: &GlobalArgs, env: Env<'_>, a: PolicyTargetArgs) -> Result<i32> 
     let manifests = repo.manifests().await?;
     let chain = chain_for(&manifests, &target);
     let mut out = format!("Policy for {target}:\n\nRetention:\n");
-    let d = arkiv_format::policy::RetentionPolicy::kopia_default();
-    type Get = fn(&Policy) -> Option<i64>;
-    let rows: [(&str, Get, Option<i64>); 6] = [
-        (
-            "Annual snapshots:",
-            |p| p.retention.keep_annual,
-            d.keep_annual,
-        ),
-        (
-            "Monthly snapshots:",
-            |p| p.retention.keep_monthly,
-            d.keep_monthly,
-        ),
-        (
-            "Weekly snapshots:",
-            |p| p.retention.keep_weekly,
-            d.keep_weekly,
-        ),
-        ("Daily snapshots:", |p| p.retention.keep_daily, d.keep_daily),
-        (
-            "Hourly snapshots:",
-            |p| p.retention.keep_hourly,
-            d.keep_hourly,
-        ),
-        (
-            "Latest snapshots:",
-            |p| p.retention.keep_latest,
-            d.keep_latest,
-        ),
-    ];
+    let mut defaults = RetentionPolicy::kopia_default();
     let cut = chain.iter().any(|p| p.policy.no_parent);
-    for (label, get, default) in rows {
-        let (def, v) = defined(&chain, get);
+    for keep in &KEEPS {
+        let label = keep.label;
+        let default = *(keep.field)(&mut defaults);
+        let (def, v) = defined(&chain, |p| *(keep.field)(&mut p.retention.clone()));
         // after a noParent policy kopia does not fall back to the built-in defaults
         let v = v.or(if cut { None } else { default });
         let shown = v.map_or_else(|| "(none)".to_owned(), |n| n.to_string());
