@@ -753,10 +753,10 @@ async fn backup(cfg: &MoverConfig, stop: &Stop, produced: &mut Produced) -> Resu
 
     let progress = Arc::new(UploadProgress::default());
     let canceller = {
-        let (stop, progress) = (stop.clone(), progress.clone());
+        let (stop, cancel) = (stop.clone(), opts.cancel.clone());
         tokio::spawn(async move {
             stop.wait().await;
-            progress.cancel.store(true, Ordering::Relaxed);
+            cancel.cancel();
         })
     };
     let ticker = spawn_upload_progress(progress.clone());

@@ -1,12 +1,9 @@
 //! Signal handling: SIGTERM/SIGINT stop long work cleanly (no snapshot is recorded as done).
 
-use std::sync::Arc;
-use std::sync::atomic::Ordering;
-
-use arkiv_engine::snapshot::upload::UploadProgress;
+use arkiv_engine::snapshot::upload::CancellationToken;
 
 /// On SIGTERM or SIGINT, asks the running upload to stop.
-pub fn cancel_on_signal(progress: Arc<UploadProgress>) {
+pub fn cancel_on_signal(cancel: CancellationToken) {
     tokio::spawn(async move {
         use tokio::signal::unix::{SignalKind, signal};
         let (Ok(mut term), Ok(mut int)) = (
@@ -20,6 +17,6 @@ pub fn cancel_on_signal(progress: Arc<UploadProgress>) {
             _ = int.recv() => {}
         }
         eprintln!("arkiv: signal received, stopping (no snapshot will be recorded)");
-        progress.cancel.store(true, Ordering::Relaxed);
+        cancel.cancel();
     });
 }

@@ -246,7 +246,7 @@ pub async fn snapshot_create(g: &GlobalArgs, env: Env<'_>, a: SnapshotCreateArgs
     opts.tags = tags;
     let previous = previous_root(&repo, &source).await?;
     let progress = Arc::new(UploadProgress::default());
-    crate::signals::cancel_on_signal(progress.clone());
+    crate::signals::cancel_on_signal(opts.cancel.clone());
     let started = Instant::now();
     let ticker = spawn_progress(progress.clone(), started);
     let result = snapshot_directory(&repo, &dir, previous, opts, progress.clone()).await;
