@@ -836,7 +836,7 @@ fn duplicate(e: &Error) -> Error {
             message,
         } => Error::Storage {
             storage: storage.clone(),
-            op: *op,
+            op,
             target: target.clone(),
             kind: *kind,
             message: message.clone(),
