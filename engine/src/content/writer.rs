@@ -54,7 +54,7 @@ use crate::{Error, Result, cpu};
 /// Finished packs waiting for the I/O task while [`PUT_CONCURRENCY`] puts are running.
 const QUEUED_PACKS: usize = 1;
 /// Pack puts running at once.
-const PUT_CONCURRENCY: usize = 2;
+const PUT_CONCURRENCY: usize = 1;
 
 /// Counters of what a session wrote.
 #[derive(Debug, Default)]
