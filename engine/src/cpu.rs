@@ -3,8 +3,10 @@
 //!
 //! The work goes to a dedicated rayon pool owned by this module. It must not be the pool a
 //! caller may be running on: `rayon::spawn` from inside a pool queues onto that same pool,
-//! and an upload worker blocked on `Handle::block_on` waiting for such a task would wait
-//! for itself (a deadlock we hit when uploads read previous directory listings).
+//! and an upload worker waiting (on a oneshot) for a read that needs such a task would wait
+//! for itself (a deadlock we hit when uploads read previous directory listings). For the
+//! same reason, jobs run here never wait for anything that may itself need this pool: they
+//! compute and return, and the content writer's blocking methods are not called from here.
 
 use std::sync::OnceLock;
 

@@ -134,16 +134,12 @@ pub async fn write_initial_manifests(repo: &Repository, opts: &CreateOptions) ->
     let params_json = MaintenanceParams::default_for_owner(&opts.maintenance_owner)
         .to_json()
         .map_err(|e| Error::format("maintenance parameters", e))?;
-    tokio::task::spawn_blocking(move || -> Result<()> {
-        let mut batch = ManifestBatch::default();
-        batch.put(policy::policy_labels_global(), &policy_json, now)?;
-        let mut labels = BTreeMap::new();
-        labels.insert("type".to_owned(), "maintenance".to_owned());
-        batch.put(labels, &params_json, now)?;
-        batch.commit(&cw)?;
-        cw.flush()?;
-        Ok(())
-    })
-    .await
-    .map_err(|e| Error::Cancelled(format!("create task failed: {e}")))?
+    let mut batch = ManifestBatch::default();
+    batch.put(policy::policy_labels_global(), &policy_json, now)?;
+    let mut labels = BTreeMap::new();
+    labels.insert("type".to_owned(), "maintenance".to_owned());
+    batch.put(labels, &params_json, now)?;
+    batch.commit_async(&cw).await?;
+    cw.flush_async().await?;
+    Ok(())
 }

@@ -2,6 +2,7 @@
 //! exactly as kopia's manifest manager does on flush (FORMAT.md §11.1).
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use arkiv_format::compression::CompressionAlgorithm;
 use arkiv_format::ids::{ContentId, ManifestId};
@@ -9,7 +10,7 @@ use arkiv_format::manifest::{self, ManifestEntry};
 use chrono::{DateTime, Utc};
 
 use crate::content::writer::ContentWriter;
-use crate::{Error, Result};
+use crate::{Error, Result, cpu};
 
 /// Manifests waiting to be written.
 #[derive(Debug, Default)]
@@ -61,7 +62,25 @@ impl ManifestBatch {
     }
 
     /// Writes all pending entries as one `m` content (gzip inside, zstd-fastest attempted at
-    /// content level like kopia). Call from a non-runtime thread.
+    /// content level like kopia). The content is durable after the writer's next flush.
+    pub async fn commit_async(&mut self, cw: &Arc<ContentWriter>) -> Result<Option<ContentId>> {
+        if self.entries.is_empty() {
+            return Ok(None);
+        }
+        let entries = std::mem::take(&mut self.entries);
+        let bytes = cpu::run(move || {
+            manifest::encode_manifest_content(&entries)
+                .map_err(|e| Error::format("manifest content", e))
+        })
+        .await?;
+        let id = cw
+            .write_content_async(bytes, Some(b'm'), Some(CompressionAlgorithm::ZstdFastest))
+            .await?;
+        Ok(Some(id))
+    }
+
+    /// [`commit_async`](Self::commit_async) for threads outside the runtime (blocking
+    /// maintenance loops).
     pub fn commit(&mut self, cw: &ContentWriter) -> Result<Option<ContentId>> {
         if self.entries.is_empty() {
             return Ok(None);

@@ -272,18 +272,14 @@ pub async fn set_policy(
         .collect();
     let rt = tokio::runtime::Handle::current();
     let cw = ContentWriter::new(repo.clone(), rt, username, hostname)?;
-    tokio::task::spawn_blocking(move || -> Result<ManifestId> {
-        let mut batch = ManifestBatch::default();
-        for (id, at) in replaced {
-            batch.delete(id, at);
-        }
-        let id = batch.put(labels, &payload, now)?;
-        batch.commit(&cw)?;
-        cw.flush()?;
-        Ok(id)
-    })
-    .await
-    .map_err(|e| Error::Cancelled(format!("policy write task failed: {e}")))?
+    let mut batch = ManifestBatch::default();
+    for (id, at) in replaced {
+        batch.delete(id, at);
+    }
+    let id = batch.put(labels, &payload, now)?;
+    batch.commit_async(&cw).await?;
+    cw.flush_async().await?;
+    Ok(id)
 }
 
 /// kopia's `validatePolicyPath` and target shape checks, for the cases arkiv can produce.

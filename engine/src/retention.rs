@@ -29,11 +29,11 @@ use arkiv_format::retention::{
 use arkiv_format::snapshot::SourceInfo;
 use chrono::{DateTime, Utc};
 
+use crate::Result;
 use crate::content::writer::ContentWriter;
 use crate::manifest::ManifestBatch;
 use crate::policy::{effective_from, fresh, tombstone_time};
 use crate::repo::Repository;
-use crate::{Error, Result};
 
 /// What expiry would do with the snapshots of one source (pure data, printable for dry runs).
 #[derive(Debug, Clone, PartialEq)]
@@ -212,17 +212,12 @@ pub async fn apply_expiry(
     let n = doomed.len();
     let rt = tokio::runtime::Handle::current();
     let cw = ContentWriter::new(repo.clone(), rt, username, hostname)?;
-    tokio::task::spawn_blocking(move || -> Result<()> {
-        let mut batch = ManifestBatch::default();
-        for (id, at) in doomed {
-            batch.delete(id, at);
-        }
-        batch.commit(&cw)?;
-        cw.flush()?;
-        Ok(())
-    })
-    .await
-    .map_err(|e| Error::Cancelled(format!("expiry task failed: {e}")))??;
+    let mut batch = ManifestBatch::default();
+    for (id, at) in doomed {
+        batch.delete(id, at);
+    }
+    batch.commit_async(&cw).await?;
+    cw.flush_async().await?;
     Ok(n)
 }
 

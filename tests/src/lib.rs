@@ -395,12 +395,11 @@ pub fn engine_open(
 pub fn engine_manifest_batch(
     rt: &tokio::runtime::Runtime,
     repo: &arkiv_engine::Repository,
-    fill: impl FnOnce(&mut arkiv_engine::manifest::ManifestBatch) + Send + 'static,
+    fill: impl FnOnce(&mut arkiv_engine::manifest::ManifestBatch),
 ) {
     use arkiv_engine::content::writer::ContentWriter;
     use arkiv_engine::manifest::ManifestBatch;
-    let repo = repo.clone();
-    rt.block_on(async move {
+    rt.block_on(async {
         let cw = ContentWriter::new(
             repo.clone(),
             tokio::runtime::Handle::current(),
@@ -408,14 +407,10 @@ pub fn engine_manifest_batch(
             "test-host",
         )
         .unwrap();
-        tokio::task::spawn_blocking(move || {
-            let mut b = ManifestBatch::default();
-            fill(&mut b);
-            b.commit(&cw).unwrap();
-            cw.flush().unwrap();
-        })
-        .await
-        .unwrap();
+        let mut b = ManifestBatch::default();
+        fill(&mut b);
+        b.commit_async(&cw).await.unwrap();
+        cw.flush_async().await.unwrap();
     });
 }
 

@@ -1,14 +1,31 @@
 //! Writing contents: one write session, its pack blobs and its index blobs.
 //!
-//! The core is synchronous and thread-safe so rayon workers (which split, hash, compress and
-//! encrypt) can call [`ContentWriter::write_content`] directly; storage I/O is driven through
-//! a tokio runtime handle (`Handle::block_on` from non-runtime threads only).
+//! The session is split in two halves that meet at a bounded channel:
+//!
+//! * the CPU half is synchronous and thread-safe: rayon workers (which split, hash, compress
+//!   and encrypt) call [`ContentWriter::write_content`] directly. It seals contents, appends
+//!   them to the open data or metadata pack and, when a pack is full, finishes it (local
+//!   index, padding, postamble). It never touches storage;
+//! * the I/O half is one tokio task per session. It receives finished packs over a bounded
+//!   channel, writes them with bounded concurrency, records the entries of packs that are
+//!   durable, and on flush writes the index blob naming exactly those.
+//!
+//! Finished packs wait in the channel ([`QUEUED_PACKS`]) or in a put ([`PUT_CONCURRENCY`]);
+//! a worker that finishes a pack while both are full waits before handing it over, so the
+//! pack bytes in flight stay bounded. Threads outside the runtime hand packs over with a
+//! blocking send and wait for a flush on a oneshot (the `*_async` methods are for async
+//! callers); nothing calls `Handle::block_on`.
+//!
+//! The first storage failure fails the session: the CPU half stops accepting contents and
+//! every later call returns a copy of that error (kind and message preserved), so the
+//! caller fails as if it had written the pack itself.
 //!
 //! Order of durability (FORMAT.md §14.4):
 //! 1. the session marker `s<hash>-<sessionID>` is written before the first pack;
 //! 2. packs are written (temp + fsync + rename on filesystems) as they fill up;
-//! 3. on flush, the remaining packs, then the index blob `xn<E>_<hash>-<sessionID>-c1`
-//!    naming only packs already durable; 4. the session marker is deleted.
+//! 3. on flush, the remaining packs, then (once every pack put has finished) the index blob
+//!    `xn<E>_<hash>-<sessionID>-c1` naming only packs already durable; 4. the session marker
+//!    is deleted.
 //!
 //! A process killed anywhere leaves at worst unreferenced packs (kopia's GC removes them
 //! after 24 h, protected meanwhile by the marker) and never an index naming a missing pack.
@@ -16,7 +33,7 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use arkiv_format::compression::{self, CompressionAlgorithm};
 use arkiv_format::encryption;
@@ -26,10 +43,18 @@ use arkiv_format::indexblob::epoch;
 use arkiv_format::pack::PackBuilder;
 use bytes::Bytes;
 use chrono::{DateTime, Utc};
+use tokio::sync::{mpsc, oneshot};
+use tokio::task::JoinSet;
 
+use crate::blob::BlobStorage;
 use crate::content::{ContentReader, IndexSet, LoadedIndex};
 use crate::repo::Repository;
-use crate::{Error, Result};
+use crate::{Error, Result, cpu};
+
+/// Finished packs waiting for the I/O task while [`PUT_CONCURRENCY`] puts are running.
+const QUEUED_PACKS: usize = 1;
+/// Pack puts running at once.
+const PUT_CONCURRENCY: usize = 1;
 
 /// Counters of what a session wrote.
 #[derive(Debug, Default)]
@@ -42,7 +67,7 @@ pub struct WriteStats {
     pub bytes_written: AtomicU64,
     /// Encrypted bytes of written contents (what lands in packs).
     pub packed_bytes: AtomicU64,
-    /// Pack blobs written.
+    /// Pack blobs written (durable).
     pub packs_written: AtomicU64,
 }
 
@@ -52,15 +77,59 @@ struct PendingPack {
     entries: Vec<Info>,
 }
 
+/// A pack ready to be written: its bytes and the entries it holds.
+struct FinishedPack {
+    id: BlobId,
+    data: Bytes,
+    entries: Vec<Info>,
+}
+
+/// What the CPU half sends to the I/O task.
+enum Msg {
+    Pack(FinishedPack),
+    /// Wait for every pack sent before, write the index blob, answer.
+    Flush(oneshot::Sender<Result<Option<BlobId>>>),
+}
+
 #[derive(Default)]
 struct SessionState {
-    marker_written: bool,
     data: Option<PendingPack>,
     meta: Option<PendingPack>,
-    /// Entries of packs already written, waiting for the next index flush.
-    committed: Vec<Info>,
     /// Every content this session wrote (pending or committed), for dedup.
     written: HashMap<ContentId, Info>,
+}
+
+/// State shared by both halves.
+#[derive(Default)]
+struct Shared {
+    /// Entries of durable packs (and deletion entries), waiting for the next index flush.
+    committed: Mutex<Vec<Info>>,
+    /// Set with `error` on the first storage failure.
+    failed: AtomicBool,
+    error: Mutex<Option<Error>>,
+    stats: Arc<WriteStats>,
+}
+
+impl Shared {
+    fn fail(&self, e: Error) {
+        let mut slot = lock(&self.error);
+        if slot.is_none() {
+            tracing::debug!("content writer failed: {e}");
+            *slot = Some(e);
+        }
+        self.failed.store(true, Ordering::Release);
+    }
+
+    /// A copy of the session's failure, if it failed.
+    fn check(&self) -> Result<()> {
+        if !self.failed.load(Ordering::Acquire) {
+            return Ok(());
+        }
+        Err(lock(&self.error).as_ref().map_or_else(
+            || Error::Cancelled("content writer failed".into()),
+            duplicate,
+        ))
+    }
 }
 
 /// A write session against a repository.
@@ -68,15 +137,15 @@ pub struct ContentWriter {
     repo: Repository,
     rt: tokio::runtime::Handle,
     session_id: String,
-    session_start: DateTime<Utc>,
-    username: String,
-    hostname: String,
     max_pack_size: usize,
     format_version: u8,
     state: Mutex<SessionState>,
-    flush_lock: Mutex<()>,
+    shared: Arc<Shared>,
+    tx: mpsc::Sender<Msg>,
+    /// Serialises flushes (each covers every pack handed over before it).
+    flush_lock: tokio::sync::Mutex<()>,
     /// Statistics of this session.
-    pub stats: WriteStats,
+    pub stats: Arc<WriteStats>,
 }
 
 impl std::fmt::Debug for ContentWriter {
@@ -91,11 +160,17 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
+fn writer_stopped() -> Error {
+    Error::Cancelled("the content writer's I/O task stopped".into())
+}
+
 impl ContentWriter {
-    /// Starts a session (nothing is written until the first content).
+    /// Starts a session (nothing is written until the first pack is full or a flush).
     ///
-    /// `rt` must be a handle of the runtime driving `repo`'s storage; methods of the writer
-    /// must be called from threads outside that runtime (rayon or `spawn_blocking`).
+    /// `rt` must be a handle of the runtime driving `repo`'s storage: the session's I/O task
+    /// runs there. The synchronous methods must be called from threads outside that runtime
+    /// (rayon or `spawn_blocking`), and not from the [`cpu`] pool; async callers use the
+    /// `*_async` methods.
     pub fn new(
         repo: Repository,
         rt: tokio::runtime::Handle,
@@ -110,18 +185,34 @@ impl ContentWriter {
         }
         let now = repo.clock().now();
         let session_id = epoch::session_id(rand::random(), now);
+        let stats = Arc::new(WriteStats::default());
+        let shared = Arc::new(Shared {
+            stats: stats.clone(),
+            ..Shared::default()
+        });
+        let (tx, rx) = mpsc::channel(QUEUED_PACKS);
+        let io = IoTask {
+            repo: repo.clone(),
+            storage: repo.storage().clone(),
+            shared: shared.clone(),
+            session_id: session_id.clone(),
+            session_start: now,
+            username: username.to_owned(),
+            hostname: hostname.to_owned(),
+            marker_written: false,
+        };
+        rt.spawn(io.run(rx));
         Ok(Arc::new(ContentWriter {
             max_pack_size: usize::try_from(cfg.effective_max_pack_size()).unwrap_or(20 << 20),
             format_version: u8::try_from(cfg.version).unwrap_or(3),
             repo,
             rt,
             session_id,
-            session_start: now,
-            username: username.to_owned(),
-            hostname: hostname.to_owned(),
             state: Mutex::new(SessionState::default()),
-            flush_lock: Mutex::new(()),
-            stats: WriteStats::default(),
+            shared,
+            tx,
+            flush_lock: tokio::sync::Mutex::new(()),
+            stats,
         }))
     }
 
@@ -156,7 +247,8 @@ impl ContentWriter {
     }
 
     /// Writes one content (dedup'd), compressing it with `compression` when that makes it
-    /// strictly smaller. Returns its ID. CPU work runs on the calling thread.
+    /// strictly smaller. Returns its ID. CPU work runs on the calling thread, which waits
+    /// when it fills a pack and the I/O task is busy (call from outside the runtime).
     pub fn write_content(
         &self,
         data: &[u8],
@@ -175,17 +267,52 @@ impl ContentWriter {
         data: &[u8],
         compression: Option<CompressionAlgorithm>,
     ) -> Result<()> {
+        if let Some(pack) = self.write_core(id, data, compression)? {
+            self.hand_over_blocking(pack)?;
+        }
+        Ok(())
+    }
+
+    /// [`write_content`](Self::write_content) for async callers: the CPU work runs on the
+    /// [`cpu`] pool, a full pack is handed over with an async send.
+    pub async fn write_content_async(
+        self: &Arc<Self>,
+        data: Vec<u8>,
+        prefix: Option<u8>,
+        compression: Option<CompressionAlgorithm>,
+    ) -> Result<ContentId> {
+        let this = self.clone();
+        let (id, full) = cpu::run(move || {
+            let id = this.content_id(prefix, &data)?;
+            let full = this.write_core(id, &data, compression)?;
+            Ok((id, full))
+        })
+        .await?;
+        if let Some(pack) = full {
+            self.hand_over(pack).await?;
+        }
+        Ok(id)
+    }
+
+    /// Seals and appends one content; returns the pack it filled, if any (to hand over).
+    fn write_core(
+        &self,
+        id: ContentId,
+        data: &[u8],
+        compression: Option<CompressionAlgorithm>,
+    ) -> Result<Option<FinishedPack>> {
+        self.shared.check()?;
         // Dedup against this session and live index entries; a deleted winner means "write
         // again" with a timestamp newer than the tombstone.
         let mut min_timestamp = 0i64;
         if lock(&self.state).written.contains_key(&id) {
             self.stats.contents_deduped.fetch_add(1, Ordering::Relaxed);
-            return Ok(());
+            return Ok(None);
         }
         match self.repo.indexes().lookup(&id)? {
             Some(info) if !info.deleted => {
                 self.stats.contents_deduped.fetch_add(1, Ordering::Relaxed);
-                return Ok(());
+                return Ok(None);
             }
             Some(info) => min_timestamp = info.timestamp_seconds + 1,
             None => {}
@@ -241,7 +368,8 @@ impl ContentWriter {
         Ok(header)
     }
 
-    /// Appends a sealed payload to the session's open pack (writing the pack when full).
+    /// Appends a sealed payload to the session's open pack; returns the pack when that
+    /// filled it (finished, ready to hand over).
     fn append_sealed(
         &self,
         id: ContentId,
@@ -249,7 +377,7 @@ impl ContentWriter {
         payload: &[u8],
         header: u32,
         min_timestamp: i64,
-    ) -> Result<()> {
+    ) -> Result<Option<FinishedPack>> {
         let original_length = u32::try_from(data_len)
             .map_err(|_| Error::Config(format!("content {id} too large ({data_len} bytes)")))?;
         let packed_length = u32::try_from(payload.len())
@@ -257,13 +385,12 @@ impl ContentWriter {
         let now = self.repo.clock().now().timestamp();
         let timestamp_seconds = now.max(min_timestamp);
 
-        self.ensure_marker()?;
         let full_pack = {
             let mut st = lock(&self.state);
             if st.written.contains_key(&id) {
                 // another worker wrote it meanwhile
                 self.stats.contents_deduped.fetch_add(1, Ordering::Relaxed);
-                return Ok(());
+                return Ok(None);
             }
             let is_meta = id.has_prefix();
             let slot = if is_meta { &mut st.meta } else { &mut st.data };
@@ -294,10 +421,10 @@ impl ContentWriter {
         self.stats
             .packed_bytes
             .fetch_add(u64::from(packed_length), Ordering::Relaxed);
-        if let Some(pack) = full_pack {
-            self.write_pack(pack)?;
-        }
-        Ok(())
+        full_pack
+            .map(|p| finish_pack(self.reader(), p))
+            .transpose()
+            .map(Option::flatten)
     }
 
     /// Records a deletion of `info`'s content: an entry with the same pack location,
@@ -310,9 +437,8 @@ impl ContentWriter {
             timestamp_seconds: now.max(info.timestamp_seconds + 1),
             ..info.clone()
         };
-        let mut st = lock(&self.state);
-        st.written.remove(&info.content_id);
-        st.committed.push(entry);
+        lock(&self.state).written.remove(&info.content_id);
+        lock(&self.shared.committed).push(entry);
         Ok(())
     }
 
@@ -321,23 +447,52 @@ impl ContentWriter {
     /// the content ID, so the payload stays valid). The new entry keeps the lengths and
     /// compression of `info`, gets a timestamp newer than `info`'s and is live unless
     /// `deleted`. Used by content rewrite (compacting short packs) and undelete.
+    ///
+    /// Blocking: the fetch runs on the runtime and is awaited through a oneshot; call from
+    /// outside the runtime (see [`copy_content_async`](Self::copy_content_async)).
     pub fn copy_content(&self, info: &Info, deleted: bool) -> Result<()> {
         let reader = self.reader().clone();
         let i2 = info.clone();
-        let payload = self
-            .rt
-            .block_on(async move { reader.fetch_payload(&i2).await })?;
-        self.reader().decode_payload(info, &payload)?;
+        let (tx, rx) = oneshot::channel();
+        self.rt.spawn(async move {
+            let _ = tx.send(reader.fetch_payload(&i2).await);
+        });
+        let payload = rx.blocking_recv().map_err(|_| writer_stopped())??;
+        if let Some(pack) = self.copy_core(info, &payload, deleted)? {
+            self.hand_over_blocking(pack)?;
+        }
+        Ok(())
+    }
+
+    /// [`copy_content`](Self::copy_content) for async callers.
+    pub async fn copy_content_async(self: &Arc<Self>, info: &Info, deleted: bool) -> Result<()> {
+        let payload = self.reader().fetch_payload(info).await?;
+        let this = self.clone();
+        let info = info.clone();
+        let full = cpu::run(move || this.copy_core(&info, &payload, deleted)).await?;
+        if let Some(pack) = full {
+            self.hand_over(pack).await?;
+        }
+        Ok(())
+    }
+
+    fn copy_core(
+        &self,
+        info: &Info,
+        payload: &[u8],
+        deleted: bool,
+    ) -> Result<Option<FinishedPack>> {
+        self.shared.check()?;
+        self.reader().decode_payload(info, payload)?;
         let id = info.content_id;
         let now = self.repo.clock().now().timestamp();
         let timestamp_seconds = now.max(info.timestamp_seconds + 1);
-        self.ensure_marker()?;
         let full_pack = {
             let mut st = lock(&self.state);
             let is_meta = id.has_prefix();
             let slot = if is_meta { &mut st.meta } else { &mut st.data };
             let pack = slot.get_or_insert_with(|| self.new_pack(is_meta));
-            let offset = pack.builder.append(&payload);
+            let offset = pack.builder.append(payload);
             let entry = Info {
                 pack_blob_id: pack.id.clone(),
                 pack_offset: offset,
@@ -355,10 +510,10 @@ impl ContentWriter {
         self.stats
             .packed_bytes
             .fetch_add(u64::from(info.packed_length), Ordering::Relaxed);
-        if let Some(pack) = full_pack {
-            self.write_pack(pack)?;
-        }
-        Ok(())
+        full_pack
+            .map(|p| finish_pack(self.reader(), p))
+            .transpose()
+            .map(Option::flatten)
     }
 
     fn new_pack(&self, meta: bool) -> PendingPack {
@@ -379,141 +534,71 @@ impl ContentWriter {
         }
     }
 
-    /// Entries waiting for the next index flush (pending packs excluded).
+    /// Entries waiting for the next index flush (packs not yet durable excluded).
     pub fn pending_index_entries(&self) -> usize {
-        lock(&self.state).committed.len()
+        lock(&self.shared.committed).len()
     }
 
-    fn ensure_marker(&self) -> Result<()> {
-        if lock(&self.state).marker_written {
-            return Ok(());
-        }
-        let _g = lock(&self.flush_lock);
-        if lock(&self.state).marker_written {
-            return Ok(());
-        }
-        let now = self.repo.clock().now();
-        let marker = serde_json::json!({
-            "id": self.session_id,
-            "startTime": arkiv_format::gojson::time::format(&self.session_start),
-            "checkpointTime": arkiv_format::gojson::time::format(&now),
-            "username": self.username,
-            "hostname": self.hostname,
-        });
-        let plain = serde_json::to_vec(&marker)
-            .map_err(|e| Error::Config(format!("session marker: {e}")))?;
-        let (blob_id, data) = encryption::encrypt_blob(
-            self.reader().hasher(),
-            self.reader().cipher(),
-            "s",
-            Some(&self.session_id),
-            &plain,
-            rand::random(),
-        )
-        .map_err(|e| Error::format("session marker", e))?;
-        self.put_blob(blob_id, Bytes::from(data))?;
-        lock(&self.state).marker_written = true;
-        Ok(())
+    /// Hands a finished pack to the I/O task, waiting while its queue is full.
+    fn hand_over_blocking(&self, pack: FinishedPack) -> Result<()> {
+        self.shared.check()?;
+        self.send_blocking(Msg::Pack(pack))
     }
 
-    fn put_blob(&self, id: BlobId, data: Bytes) -> Result<()> {
-        let storage = self.repo.storage().clone();
-        self.rt
-            .block_on(async move { storage.put(&id, data).await })
+    async fn hand_over(&self, pack: FinishedPack) -> Result<()> {
+        self.shared.check()?;
+        self.send(Msg::Pack(pack)).await
     }
 
-    /// Finishes a pack: local index, padding, postamble; writes it; records its entries.
-    fn write_pack(&self, pack: PendingPack) -> Result<()> {
-        let PendingPack {
-            id,
-            builder,
-            entries,
-        } = pack;
-        if entries.is_empty() {
-            return Ok(());
-        }
-        let suffix: [u8; 32] = rand::random();
-        let local_index = index::build_v2(entries.iter().cloned(), Some(&suffix))
-            .map_err(|e| Error::format(format!("local index of pack {id}"), e))?;
-        let iv = self.reader().hasher().hash(&local_index);
-        let encrypted_index = self
-            .reader()
-            .cipher()
-            .encrypt(iv.as_slice(), &local_index, rand::random())
-            .map_err(|e| Error::format(format!("local index of pack {id}"), e))?;
-        let mut padding = vec![0u8; 4096];
-        rand::Rng::fill(&mut rand::thread_rng(), padding.as_mut_slice());
-        let (buf, lead) = builder.finish_aligned(&padding, &encrypted_index, iv.as_slice());
-        self.put_blob(id, Bytes::from(buf).slice(lead..))?;
-        self.stats.packs_written.fetch_add(1, Ordering::Relaxed);
-        lock(&self.state).committed.extend(entries);
-        Ok(())
+    fn send_blocking(&self, msg: Msg) -> Result<()> {
+        self.tx.blocking_send(msg).map_err(|_| writer_stopped())
+    }
+
+    async fn send(&self, msg: Msg) -> Result<()> {
+        self.tx.send(msg).await.map_err(|_| writer_stopped())
+    }
+
+    /// The open packs, taken for a flush.
+    fn take_open_packs(&self) -> [Option<PendingPack>; 2] {
+        let mut st = lock(&self.state);
+        [st.data.take(), st.meta.take()]
     }
 
     /// Writes pending packs and an index blob for everything written so far, then deletes
     /// the session marker. Returns the index blob ID (None when nothing was written).
+    ///
+    /// Blocking: waits for the I/O task through a oneshot; call from outside the runtime
+    /// (see [`flush_async`](Self::flush_async)).
     pub fn flush(&self) -> Result<Option<BlobId>> {
-        let _g = lock(&self.flush_lock);
-        let (data, meta) = {
-            let mut st = lock(&self.state);
-            (st.data.take(), st.meta.take())
-        };
-        for p in [data, meta].into_iter().flatten() {
-            self.write_pack(p)?;
-        }
-        let (entries, marker) = {
-            let mut st = lock(&self.state);
-            (std::mem::take(&mut st.committed), st.marker_written)
-        };
-        if entries.is_empty() {
-            return Ok(None);
-        }
-        let plain = index::build_v2(entries.iter().cloned(), None)
-            .map_err(|e| Error::format("session index", e))?;
-        let write_epoch = self.current_write_epoch()?;
-        let (name, data) = encryption::encrypt_blob(
-            self.reader().hasher(),
-            self.reader().cipher(),
-            "",
-            Some(&format!("{}-c1", self.session_id)),
-            &plain,
-            rand::random(),
-        )
-        .map_err(|e| Error::format("session index", e))?;
-        let blob_id = BlobId::new(format!(
-            "{}{name}",
-            epoch::uncompacted_blob_prefix(write_epoch)
-        ));
-        self.put_blob(blob_id.clone(), Bytes::from(data))?;
-        if marker {
-            self.delete_marker()?;
-        }
-        Ok(Some(blob_id))
-    }
-
-    fn current_write_epoch(&self) -> Result<u64> {
-        let storage = self.repo.storage().clone();
-        let markers = self.rt.block_on(async move { storage.list("xe").await })?;
-        Ok(markers
-            .iter()
-            .filter_map(|m| epoch::epoch_number_from_blob_id(m.id.as_str()))
-            .max()
-            .unwrap_or(0))
-    }
-
-    fn delete_marker(&self) -> Result<()> {
-        let storage = self.repo.storage().clone();
-        let suffix = format!("-{}", self.session_id);
-        self.rt.block_on(async move {
-            for m in storage.list("s").await? {
-                if m.id.as_str().ends_with(&suffix) {
-                    storage.delete(&m.id).await?;
-                }
+        let _g = self.flush_lock.blocking_lock();
+        for p in self.take_open_packs().into_iter().flatten() {
+            if self.shared.failed.load(Ordering::Acquire) {
+                break; // a failed session writes no more packs (the flush reports why)
             }
-            Ok::<(), Error>(())
-        })?;
-        lock(&self.state).marker_written = false;
-        Ok(())
+            if let Some(pack) = finish_pack(self.reader(), p)? {
+                self.send_blocking(Msg::Pack(pack))?;
+            }
+        }
+        let (reply, rx) = oneshot::channel();
+        self.send_blocking(Msg::Flush(reply))?;
+        rx.blocking_recv().map_err(|_| writer_stopped())?
+    }
+
+    /// [`flush`](Self::flush) for async callers.
+    pub async fn flush_async(&self) -> Result<Option<BlobId>> {
+        let _g = self.flush_lock.lock().await;
+        for p in self.take_open_packs().into_iter().flatten() {
+            if self.shared.failed.load(Ordering::Acquire) {
+                break; // a failed session writes no more packs (the flush reports why)
+            }
+            let reader = self.reader().clone();
+            if let Some(pack) = cpu::run(move || finish_pack(&reader, p)).await? {
+                self.send(Msg::Pack(pack)).await?;
+            }
+        }
+        let (reply, rx) = oneshot::channel();
+        self.send(Msg::Flush(reply)).await?;
+        rx.await.map_err(|_| writer_stopped())?
     }
 
     /// The entries this session has written (for tests and to extend an index view).
@@ -534,6 +619,252 @@ impl ContentWriter {
             vec![LoadedIndex::new(BlobId::from("(session)"), reader)],
             None,
         ))
+    }
+}
+
+/// Finishes a pack (CPU only): local index, padding, postamble. `None` for an empty pack.
+fn finish_pack(reader: &ContentReader, pack: PendingPack) -> Result<Option<FinishedPack>> {
+    let PendingPack {
+        id,
+        builder,
+        entries,
+    } = pack;
+    if entries.is_empty() {
+        return Ok(None);
+    }
+    let suffix: [u8; 32] = rand::random();
+    let local_index = index::build_v2(entries.iter().cloned(), Some(&suffix))
+        .map_err(|e| Error::format(format!("local index of pack {id}"), e))?;
+    let iv = reader.hasher().hash(&local_index);
+    let encrypted_index = reader
+        .cipher()
+        .encrypt(iv.as_slice(), &local_index, rand::random())
+        .map_err(|e| Error::format(format!("local index of pack {id}"), e))?;
+    let mut padding = vec![0u8; 4096];
+    rand::Rng::fill(&mut rand::thread_rng(), padding.as_mut_slice());
+    let (buf, lead) = builder.finish_aligned(&padding, &encrypted_index, iv.as_slice());
+    Ok(Some(FinishedPack {
+        id,
+        data: Bytes::from(buf).slice(lead..),
+        entries,
+    }))
+}
+
+/// The I/O half of a session (see the module documentation).
+struct IoTask {
+    repo: Repository,
+    storage: Arc<dyn BlobStorage>,
+    shared: Arc<Shared>,
+    session_id: String,
+    session_start: DateTime<Utc>,
+    username: String,
+    hostname: String,
+    marker_written: bool,
+}
+
+type PutResult = (Vec<Info>, Result<()>);
+
+impl IoTask {
+    async fn run(mut self, mut rx: mpsc::Receiver<Msg>) {
+        let mut puts: JoinSet<PutResult> = JoinSet::new();
+        loop {
+            // A put slot first, then the next message: at most QUEUED_PACKS packs wait in
+            // the channel and PUT_CONCURRENCY are being written.
+            while puts.len() >= PUT_CONCURRENCY {
+                if let Some(r) = puts.join_next().await {
+                    self.settle(r);
+                }
+            }
+            let msg = tokio::select! {
+                biased;
+                Some(r) = puts.join_next(), if !puts.is_empty() => {
+                    self.settle(r);
+                    continue;
+                }
+                msg = rx.recv() => msg,
+            };
+            match msg {
+                Some(Msg::Pack(pack)) => self.start_put(&mut puts, pack).await,
+                Some(Msg::Flush(reply)) => {
+                    while let Some(r) = puts.join_next().await {
+                        self.settle(r);
+                    }
+                    let _ = reply.send(self.flush().await);
+                }
+                None => break,
+            }
+        }
+        // The writer is gone: let running puts finish (their packs stay unreferenced).
+        while let Some(r) = puts.join_next().await {
+            self.settle(r);
+        }
+    }
+
+    async fn start_put(&mut self, puts: &mut JoinSet<PutResult>, pack: FinishedPack) {
+        if self.shared.failed.load(Ordering::Acquire) {
+            return; // the session failed: nothing more is written
+        }
+        if !self.marker_written {
+            if let Err(e) = self.write_marker().await {
+                self.shared.fail(e);
+                return;
+            }
+            self.marker_written = true;
+        }
+        let storage = self.storage.clone();
+        puts.spawn(async move {
+            let r = storage.put(&pack.id, pack.data).await;
+            (pack.entries, r)
+        });
+    }
+
+    /// Records a finished put: its entries become indexable, or the session fails.
+    fn settle(&self, r: std::result::Result<PutResult, tokio::task::JoinError>) {
+        match r {
+            Ok((entries, Ok(()))) => {
+                self.shared
+                    .stats
+                    .packs_written
+                    .fetch_add(1, Ordering::Relaxed);
+                lock(&self.shared.committed).extend(entries);
+            }
+            Ok((_, Err(e))) => self.shared.fail(e),
+            Err(e) => self
+                .shared
+                .fail(Error::Cancelled(format!("pack write failed: {e}"))),
+        }
+    }
+
+    async fn write_marker(&self) -> Result<()> {
+        let now = self.repo.clock().now();
+        let marker = serde_json::json!({
+            "id": self.session_id,
+            "startTime": arkiv_format::gojson::time::format(&self.session_start),
+            "checkpointTime": arkiv_format::gojson::time::format(&now),
+            "username": self.username,
+            "hostname": self.hostname,
+        });
+        let plain = serde_json::to_vec(&marker)
+            .map_err(|e| Error::Config(format!("session marker: {e}")))?;
+        let reader = self.repo.content_reader();
+        let (blob_id, data) = encryption::encrypt_blob(
+            reader.hasher(),
+            reader.cipher(),
+            "s",
+            Some(&self.session_id),
+            &plain,
+            rand::random(),
+        )
+        .map_err(|e| Error::format("session marker", e))?;
+        self.storage.put(&blob_id, Bytes::from(data)).await
+    }
+
+    /// Every pack sent before the flush is settled: writes the index blob of the durable
+    /// ones, then deletes the marker. A failed session still indexes what is durable (so
+    /// the next run reuses it), keeps its marker and reports the failure.
+    async fn flush(&mut self) -> Result<Option<BlobId>> {
+        let entries = std::mem::take(&mut *lock(&self.shared.committed));
+        let written = if entries.is_empty() {
+            Ok(None)
+        } else {
+            self.write_index(entries).await.map(Some)
+        };
+        self.shared.check()?;
+        let blob_id = written?;
+        if blob_id.is_some() && self.marker_written {
+            self.delete_marker().await?;
+            self.marker_written = false;
+        }
+        Ok(blob_id)
+    }
+
+    async fn write_index(&self, entries: Vec<Info>) -> Result<BlobId> {
+        let reader = self.repo.content_reader().clone();
+        let session_id = self.session_id.clone();
+        let (name, data) = cpu::run(move || {
+            let plain =
+                index::build_v2(entries, None).map_err(|e| Error::format("session index", e))?;
+            encryption::encrypt_blob(
+                reader.hasher(),
+                reader.cipher(),
+                "",
+                Some(&format!("{session_id}-c1")),
+                &plain,
+                rand::random(),
+            )
+            .map_err(|e| Error::format("session index", e))
+        })
+        .await?;
+        let write_epoch = self.current_write_epoch().await?;
+        let blob_id = BlobId::new(format!(
+            "{}{name}",
+            epoch::uncompacted_blob_prefix(write_epoch)
+        ));
+        self.storage.put(&blob_id, Bytes::from(data)).await?;
+        Ok(blob_id)
+    }
+
+    async fn current_write_epoch(&self) -> Result<u64> {
+        let markers = self.storage.list("xe").await?;
+        Ok(markers
+            .iter()
+            .filter_map(|m| epoch::epoch_number_from_blob_id(m.id.as_str()))
+            .max()
+            .unwrap_or(0))
+    }
+
+    async fn delete_marker(&self) -> Result<()> {
+        let suffix = format!("-{}", self.session_id);
+        for m in self.storage.list("s").await? {
+            if m.id.as_str().ends_with(&suffix) {
+                self.storage.delete(&m.id).await?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// A copy of a session failure for every caller that observes it (errors are not `Clone`):
+/// the same variant where it can be rebuilt, else the same kind and message.
+fn duplicate(e: &Error) -> Error {
+    match e {
+        Error::Storage {
+            storage,
+            op,
+            target,
+            kind,
+            message,
+        } => Error::Storage {
+            storage: storage.clone(),
+            op,
+            target: target.clone(),
+            kind: *kind,
+            message: message.clone(),
+        },
+        Error::Io { path, source } => Error::Io {
+            path: path.clone(),
+            source: match source.raw_os_error() {
+                Some(code) => std::io::Error::from_raw_os_error(code),
+                None => std::io::Error::new(source.kind(), source.to_string()),
+            },
+        },
+        Error::BlobNotFound { storage, id } => Error::BlobNotFound {
+            storage: storage.clone(),
+            id: id.clone(),
+        },
+        Error::Cancelled(m) => Error::Cancelled(m.clone()),
+        Error::Corrupt(m) => Error::Corrupt(m.clone()),
+        Error::Config(m) => Error::Config(m.clone()),
+        Error::NotFound(m) => Error::NotFound(m.clone()),
+        Error::AlreadyExists(m) => Error::AlreadyExists(m.clone()),
+        Error::Unsupported(m) => Error::Unsupported(m.clone()),
+        other => Error::Storage {
+            storage: "content writer".into(),
+            op: "put",
+            target: String::new(),
+            kind: other.kind(),
+            message: other.to_string(),
+        },
     }
 }
 
@@ -558,4 +889,121 @@ impl Scratch {
 
 thread_local! {
     static SCRATCH: std::cell::Cell<Scratch> = std::cell::Cell::new(Scratch::default());
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::indexing_slicing)]
+mod tests {
+    use super::*;
+    use crate::ErrorKind;
+    use crate::blob::faulty::{FaultyStorage, Op};
+    use crate::blob::memory::MemoryStorage;
+    use crate::clock::SystemClock;
+    use crate::initialize::{CreateOptions, create_repository};
+    use crate::repo::OpenOptions;
+    use rayon::prelude::*;
+
+    const PW: &str = "writer-test";
+
+    async fn setup() -> (Arc<FaultyStorage<MemoryStorage>>, Repository) {
+        let storage = Arc::new(FaultyStorage::new(MemoryStorage::new(Arc::new(
+            SystemClock,
+        ))));
+        let mut opts = CreateOptions::new("u", "h");
+        opts.max_pack_size = 1 << 20;
+        let repo = create_repository(storage.clone(), PW, &opts, OpenOptions::default())
+            .await
+            .unwrap();
+        (storage, repo)
+    }
+
+    fn random_bytes(seed: u64, len: usize) -> Vec<u8> {
+        use rand::{RngCore, SeedableRng};
+        let mut v = vec![0u8; len];
+        rand::rngs::StdRng::seed_from_u64(seed).fill_bytes(&mut v);
+        v
+    }
+
+    async fn ids(storage: &MemoryStorage, prefix: &str) -> Vec<BlobId> {
+        storage
+            .list(prefix)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|m| m.id)
+            .collect()
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn packs_from_many_workers_are_indexed_after_they_are_durable() {
+        let (storage, repo) = setup().await;
+        let cw =
+            ContentWriter::new(repo.clone(), tokio::runtime::Handle::current(), "u", "h").unwrap();
+        let cw2 = cw.clone();
+        // ~6 MiB of incompressible contents from rayon workers: several full packs.
+        let written: Vec<(ContentId, Vec<u8>)> = tokio::task::spawn_blocking(move || {
+            (0..96u64)
+                .into_par_iter()
+                .map(|i| {
+                    let data = random_bytes(i, 64 << 10);
+                    let id = cw2.write_content(&data, None, None).unwrap();
+                    (id, data)
+                })
+                .collect()
+        })
+        .await
+        .unwrap();
+        let meta = cw
+            .write_content_async(b"a listing".to_vec(), Some(b'k'), None)
+            .await
+            .unwrap();
+        let index = cw.flush_async().await.unwrap().unwrap();
+        assert!(index.as_str().starts_with("xn"), "{index}");
+
+        let inner = storage.inner();
+        let packs = ids(inner, "p").await;
+        assert!(packs.len() >= 5, "{packs:?}");
+        // One metadata pack from `create` (its manifests), one from this session.
+        assert_eq!(ids(inner, "q").await.len(), 2);
+        assert_eq!(
+            cw.stats.packs_written.load(Ordering::Relaxed),
+            packs.len() as u64 + 1
+        );
+        assert!(ids(inner, "s").await.is_empty(), "session marker left");
+
+        let reopened = Repository::open(storage.clone(), PW, OpenOptions::default())
+            .await
+            .unwrap();
+        for (id, data) in &written {
+            assert_eq!(&reopened.read_content(id).await.unwrap(), data);
+        }
+        assert_eq!(reopened.read_content(&meta).await.unwrap(), b"a listing");
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_failed_pack_put_fails_the_writers_and_the_flush() {
+        let (storage, repo) = setup().await;
+        let indexes_before = ids(storage.inner(), "xn").await;
+        storage.fail_permanently(Op::Put, "p", ErrorKind::Other);
+        let cw =
+            ContentWriter::new(repo.clone(), tokio::runtime::Handle::current(), "u", "h").unwrap();
+        let cw2 = cw.clone();
+        let err = tokio::task::spawn_blocking(move || {
+            for i in 0..1000u64 {
+                cw2.write_content(&random_bytes(i, 64 << 10), None, None)?;
+            }
+            Ok::<(), Error>(())
+        })
+        .await
+        .unwrap()
+        .unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::Other, "{err}");
+        assert!(err.to_string().contains("injected Other fault"), "{err}");
+
+        let err = cw.flush_async().await.unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::Other, "{err}");
+        // Nothing became durable: no index blob names the failed packs.
+        assert_eq!(ids(storage.inner(), "xn").await, indexes_before);
+        assert!(ids(storage.inner(), "p").await.is_empty());
+    }
 }

@@ -17,8 +17,16 @@
 //! * Sockets, FIFOs and devices are skipped silently (kopia's `ignoreUnknownTypes` default).
 //!
 //! Parallelism: a dedicated rayon pool (`parallel` threads) processes entries of each
-//! directory with `par_iter` (nested directories included); storage I/O is driven through
-//! the tokio runtime handle. Results are collected in order, so listings are deterministic.
+//! directory with `par_iter` (nested directories included); the async caller awaits it
+//! through a oneshot. Storage stays on tokio: the workers hand full packs to the content
+//! writer's I/O task over its bounded channel, and ask for previous listings with a
+//! request spawned on the runtime whose answer comes back on a oneshot (no `block_on`).
+//! Results are collected in order, so listings are deterministic. The snapshot manifest is
+//! written with plain async calls once the tree is done.
+//!
+//! Cancellation: [`UploadOptions::cancel`] is checked before every entry and on every read
+//! of file data; a cancelled upload fails as [`Error::Cancelled`] after making what it
+//! wrote reusable (its packs are indexed).
 
 use std::collections::{BTreeMap, HashMap};
 use std::ffi::OsString;
@@ -27,7 +35,7 @@ use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use arkiv_format::compression::CompressionAlgorithm;
 use arkiv_format::gojson::go_string_lossy;
@@ -39,6 +47,9 @@ use arkiv_format::snapshot::{
 use arkiv_format::splitter::SplitterKind;
 use chrono::{DateTime, Utc};
 use rayon::prelude::*;
+use tokio::sync::oneshot;
+/// The token that stops an upload ([`UploadOptions::cancel`]).
+pub use tokio_util::sync::CancellationToken;
 
 use crate::content::writer::ContentWriter;
 use crate::manifest::ManifestBatch;
@@ -68,6 +79,8 @@ pub struct UploadOptions {
     pub hostname: String,
     /// Share (0–100) of unchanged files re-hashed anyway (kopia's `--force-hash`).
     pub force_hash_percent: f64,
+    /// Cancel to stop the upload early (SIGTERM): the snapshot fails as cancelled.
+    pub cancel: CancellationToken,
 }
 
 impl UploadOptions {
@@ -83,6 +96,7 @@ impl UploadOptions {
             metadata_compression: Some(CompressionAlgorithm::ZstdFastest),
             parallel: std::thread::available_parallelism().map_or(2, |n| n.get()),
             force_hash_percent: 0.0,
+            cancel: CancellationToken::new(),
         }
     }
 }
@@ -102,8 +116,6 @@ pub struct UploadProgress {
     pub dirs: AtomicU64,
     /// Entries that could not be read.
     pub errors: AtomicU64,
-    /// Set to stop the upload early (SIGTERM): the snapshot fails as cancelled.
-    pub cancel: AtomicBool,
 }
 
 /// What a finished snapshot produced.
@@ -133,6 +145,7 @@ struct Ctx {
     progress: Arc<UploadProgress>,
     stats: Stats,
     force_hash_percent: f64,
+    cancel: CancellationToken,
 }
 
 #[derive(Default)]
@@ -192,28 +205,41 @@ pub async fn snapshot_directory(
         progress,
         stats: Stats::default(),
         force_hash_percent: opts.force_hash_percent,
+        cancel: opts.cancel.clone(),
     });
     let start_time = repo.clock().now();
     let dir = dir.to_path_buf();
     let parallel = opts.parallel.max(1);
     let ctx2 = ctx.clone();
-    let root: Result<DirEntry> = tokio::task::spawn_blocking(move || {
-        let pool = rayon::ThreadPoolBuilder::new()
-            .num_threads(parallel)
-            .thread_name(|i| format!("arkiv-upload-{i}"))
-            .build()
-            .map_err(|e| Error::Config(format!("cannot start worker threads: {e}")))?;
-        pool.install(|| upload_root(&ctx2, &dir, previous))
-    })
-    .await
-    .map_err(|e| Error::Cancelled(format!("upload task failed: {e}")))?;
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(parallel)
+        .thread_name(|i| format!("arkiv-upload-{i}"))
+        .build()
+        .map_err(|e| Error::Config(format!("cannot start worker threads: {e}")))?;
+    let (tx, rx) = oneshot::channel();
+    pool.spawn(move || {
+        let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            upload_root(&ctx2, &dir, previous)
+        }))
+        .unwrap_or_else(|_| {
+            Err(Error::Cancelled(
+                "upload task failed: a worker panicked".into(),
+            ))
+        });
+        let _ = tx.send(r);
+    });
+    let root = rx.await.unwrap_or_else(|_| {
+        Err(Error::Cancelled(
+            "upload task failed: workers stopped".into(),
+        ))
+    });
+    drop(pool);
 
     let root = match root {
         Ok(r) => r,
         Err(e) => {
             // Make what was written reusable by the next run, then report the failure.
-            let cw = cw.clone();
-            let _ = tokio::task::spawn_blocking(move || cw.flush()).await;
+            let _ = cw.flush_async().await;
             return Err(e);
         }
     };
@@ -259,16 +285,10 @@ pub async fn snapshot_directory(
         labels.insert(k.clone(), v.clone());
     }
     let modified = repo.clock().now();
-    let cw2 = cw.clone();
-    let manifest_id = tokio::task::spawn_blocking(move || -> Result<ManifestId> {
-        let mut batch = ManifestBatch::default();
-        let id = batch.put(labels, &payload, modified)?;
-        batch.commit(&cw2)?;
-        cw2.flush()?;
-        Ok(id)
-    })
-    .await
-    .map_err(|e| Error::Cancelled(format!("flush task failed: {e}")))??;
+    let mut batch = ManifestBatch::default();
+    let manifest_id = batch.put(labels, &payload, modified)?;
+    batch.commit_async(&cw).await?;
+    cw.flush_async().await?;
     let mut manifest = manifest;
     manifest.id = manifest_id.clone();
     Ok(UploadResult {
@@ -282,10 +302,24 @@ pub async fn snapshot_directory(
 }
 
 fn check_cancel(ctx: &Ctx) -> Result<()> {
-    if ctx.progress.cancel.load(Ordering::Relaxed) {
+    if ctx.cancel.is_cancelled() {
         return Err(Error::Cancelled("snapshot interrupted".into()));
     }
     Ok(())
+}
+
+impl Ctx {
+    /// Reads a previous snapshot's listing from a worker thread: the read runs on the
+    /// runtime and its result comes back on a oneshot.
+    fn read_previous_listing(&self, oid: ObjectId) -> Result<DirManifest> {
+        let (tx, rx) = oneshot::channel();
+        let repo = self.repo.clone();
+        self.rt.spawn(async move {
+            let _ = tx.send(repo.read_dir(&oid).await);
+        });
+        rx.blocking_recv()
+            .map_err(|_| Error::Cancelled("previous listing read was dropped".into()))?
+    }
 }
 
 fn upload_root(ctx: &Ctx, dir: &Path, previous: Option<DirEntry>) -> Result<DirEntry> {
@@ -348,17 +382,13 @@ fn upload_dir(
         .map_err(|e| Error::io(path, e))?;
     names.sort();
     let prev_listing: Option<DirManifest> = match prev {
-        Some(p) => {
-            let repo = ctx.repo.clone();
-            let oid = p.object;
-            match ctx.rt.block_on(async move { repo.read_dir(&oid).await }) {
-                Ok(d) => Some(d),
-                Err(e) => {
-                    tracing::warn!("previous listing of {rel} unreadable, re-hashing: {e}");
-                    None
-                }
+        Some(p) => match ctx.read_previous_listing(p.object) {
+            Ok(d) => Some(d),
+            Err(e) => {
+                tracing::warn!("previous listing of {rel} unreadable, re-hashing: {e}");
+                None
             }
-        }
+        },
         None => None,
     };
     // By name: a linear search per child is quadratic in large directories.
@@ -520,6 +550,7 @@ fn process_entry(
         Ok(Box::new(CountingReader {
             inner: f,
             progress: ctx.progress.clone(),
+            cancel: ctx.cancel.clone(),
         }))
     };
     match write_file_object(&ctx.cw, meta.len(), &mut open_at, &ctx.file_opts) {
@@ -545,11 +576,12 @@ fn process_entry(
 struct CountingReader {
     inner: std::fs::File,
     progress: Arc<UploadProgress>,
+    cancel: CancellationToken,
 }
 
 impl Read for CountingReader {
     fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
-        if self.progress.cancel.load(Ordering::Relaxed) {
+        if self.cancel.is_cancelled() {
             return Err(std::io::Error::other("snapshot interrupted"));
         }
         let n = self.inner.read(buf)?;
@@ -557,5 +589,57 @@ impl Read for CountingReader {
             .hashed_bytes
             .fetch_add(n as u64, Ordering::Relaxed);
         Ok(n)
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use crate::ErrorKind;
+    use crate::blob::memory::MemoryStorage;
+    use crate::clock::SystemClock;
+    use crate::initialize::{CreateOptions, create_repository};
+    use crate::repo::OpenOptions;
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_cancelled_upload_fails_as_cancelled_and_a_later_one_completes() {
+        let storage = Arc::new(MemoryStorage::new(Arc::new(SystemClock)));
+        let repo = create_repository(
+            storage,
+            "pw",
+            &CreateOptions::new("u", "h"),
+            OpenOptions::default(),
+        )
+        .await
+        .unwrap();
+        let src = tempfile::tempdir().unwrap();
+        for i in 0..20 {
+            std::fs::write(src.path().join(format!("f{i}")), format!("file {i}")).unwrap();
+        }
+        let source = SourceInfo {
+            host: "h".into(),
+            user_name: "u".into(),
+            path: "/src".into(),
+        };
+        let opts = UploadOptions::new(source.clone());
+        opts.cancel.cancel();
+        let progress = Arc::new(UploadProgress::default());
+        let err = snapshot_directory(&repo, src.path(), None, opts, progress)
+            .await
+            .unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::Cancelled, "{err}");
+
+        let progress = Arc::new(UploadProgress::default());
+        let done = snapshot_directory(
+            &repo,
+            src.path(),
+            None,
+            UploadOptions::new(source),
+            progress,
+        )
+        .await
+        .unwrap();
+        assert_eq!(done.manifest.stats.file_count, 20);
     }
 }

@@ -159,18 +159,9 @@ async fn create(g: &GlobalArgs, env: Env<'_>, a: SnapshotCreateArgs) -> Result<i
     let snapshots = repo.snapshots().await?;
     let previous = select::latest(&snapshots, &source).and_then(|s| s.manifest.root_entry.clone());
     let progress = Arc::new(UploadProgress::default());
-    let cancel = cancel::on_signal(|_| {
+    opts.cancel = cancel::on_signal(|_| {
         eprintln!("arkiv: signal received, stopping (no snapshot will be recorded)");
     });
-    let _cancel_upload = {
-        let (cancel, progress) = (cancel.clone(), progress.clone());
-        tokio::spawn(async move {
-            cancel.cancelled().await;
-            progress
-                .cancel
-                .store(true, std::sync::atomic::Ordering::Relaxed);
-        })
-    };
     let started = Instant::now();
     let ticker = progress::start(Style::Cli, progress::Source::Upload(progress.clone()));
     let result = snapshot_directory(&repo, &dir, previous, opts, progress.clone()).await;

@@ -93,20 +93,11 @@ pub(super) async fn run(
         }
     );
 
+    opts.cancel = stop.child_token();
     let progress = Arc::new(UploadProgress::default());
-    let canceller = {
-        let (stop, progress) = (stop.clone(), progress.clone());
-        tokio::spawn(async move {
-            stop.cancelled().await;
-            progress
-                .cancel
-                .store(true, std::sync::atomic::Ordering::Relaxed);
-        })
-    };
     let ticker = progress::start(Style::VolSync, progress::Source::Upload(progress.clone()));
     let result = snapshot_directory(&repo, data, previous, opts, progress).await;
     drop(ticker);
-    canceller.abort();
     let result = match result {
         Ok(r) => r,
         Err(e) if stop.is_cancelled() || e.kind() == ErrorKind::Cancelled => {
