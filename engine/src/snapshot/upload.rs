@@ -272,18 +272,7 @@ pub async fn snapshot_directory(
     };
     let payload = arkiv_format::gojson::to_go_json(&manifest)
         .map_err(|e| Error::format("snapshot manifest", e))?;
-    let mut labels = BTreeMap::new();
-    labels.insert("type".to_owned(), "snapshot".to_owned());
-    labels.insert("hostname".to_owned(), opts.source.host.clone());
-    if !opts.source.user_name.is_empty() {
-        labels.insert("username".to_owned(), opts.source.user_name.clone());
-    }
-    if !opts.source.path.is_empty() {
-        labels.insert("path".to_owned(), opts.source.path.clone());
-    }
-    for (k, v) in &opts.tags {
-        labels.insert(k.clone(), v.clone());
-    }
+    let labels = arkiv_format::snapshot::snapshot_labels(&opts.source, &opts.tags);
     let modified = repo.clock().now();
     let mut batch = ManifestBatch::default();
     let manifest_id = batch.put(labels, &payload, modified)?;
