@@ -11,7 +11,7 @@
 //! Whether to try direct I/O at all is the caller's option (`FilesystemOptions::direct_io`,
 //! `RestoreOptions::direct_io`); the engine reads no environment. A filesystem that refuses
 //! it (`EINVAL`: tmpfs, some FUSE mounts, or an alignment it does not accept) turns it off
-//! for the rest of the run through a [`Switch`], and the refused write is repeated
+//! for the rest of the run through a `Switch`, and the refused write is repeated
 //! buffered.
 
 use std::fs::File;

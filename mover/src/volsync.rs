@@ -2,7 +2,7 @@
 //! Maintenance, mapped onto engine calls (contract §6).
 //!
 //! [`mover_main`] is the whole program: read the environment ([`config::MoverConfig`]), run
-//! one operation ([`backup`], [`restore`], [`maintenance`]), print the exit summary and the
+//! one operation (`backup`, `restore`, `maintenance`), print the exit summary and the
 //! JSON result ([`crate::render::volsync`]), return the exit code ([`crate::exit::volsync`]).
 //! Output: `INFO:`/`WARN:` lines and progress on stdout, `ERROR:` lines on stderr, the summary
 //! block and the JSON line last on stdout.

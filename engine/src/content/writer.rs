@@ -10,7 +10,7 @@
 //!   channel, writes them with bounded concurrency, records the entries of packs that are
 //!   durable, and on flush writes the index blob naming exactly those.
 //!
-//! Finished packs wait in the channel ([`QUEUED_PACKS`]) or in a put ([`PUT_CONCURRENCY`]);
+//! Finished packs wait in the channel (`QUEUED_PACKS`) or in a put (`PUT_CONCURRENCY`);
 //! a worker that finishes a pack while both are full waits before handing it over, so the
 //! pack bytes in flight stay bounded. Threads outside the runtime hand packs over with a
 //! blocking send and wait for a flush on a oneshot (the `*_async` methods are for async
