@@ -10,10 +10,11 @@
 //!   channel, writes them with bounded concurrency, records the entries of packs that are
 //!   durable, and on flush writes the index blob naming exactly those.
 //!
-//! Finished packs wait in the channel (`QUEUED_PACKS`) or in a put (`PUT_CONCURRENCY`);
-//! a worker that finishes a pack while both are full waits before handing it over, so the
-//! pack bytes in flight stay bounded. Threads outside the runtime hand packs over with a
-//! blocking send and wait for a flush on a oneshot (the `*_async` methods are for async
+//! A worker that finishes a pack hands it to the I/O task and waits until its put has
+//! settled, so each worker holds at most one finished pack, as when workers wrote their own
+//! packs; the flush's last packs wait in the channel (`QUEUED_PACKS`) or in a put
+//! (`PUT_CONCURRENCY`). Threads outside the runtime hand packs over with a blocking send and
+//! wait on oneshots (the `*_async` methods are for async
 //! callers); nothing calls `Handle::block_on`.
 //!
 //! The first storage failure fails the session: the CPU half stops accepting contents and
@@ -86,7 +87,8 @@ struct FinishedPack {
 
 /// What the CPU half sends to the I/O task.
 enum Msg {
-    Pack(FinishedPack),
+    /// A pack to put; the sender, if any, hears when the put has ended (either way).
+    Pack(FinishedPack, Option<oneshot::Sender<()>>),
     /// Wait for every pack sent before, write the index blob, answer.
     Flush(oneshot::Sender<Result<Option<BlobId>>>),
 }
@@ -539,15 +541,23 @@ impl ContentWriter {
         lock(&self.shared.committed).len()
     }
 
-    /// Hands a finished pack to the I/O task, waiting while its queue is full.
+    /// Hands a finished pack to the I/O task and waits until its put has settled, so a worker
+    /// holds at most one finished pack (the memory bound of a writer that puts its own
+    /// packs); a failed put is reported by the next call.
     fn hand_over_blocking(&self, pack: FinishedPack) -> Result<()> {
         self.shared.check()?;
-        self.send_blocking(Msg::Pack(pack))
+        let (done, ended) = oneshot::channel();
+        self.send_blocking(Msg::Pack(pack, Some(done)))?;
+        let _ = ended.blocking_recv();
+        Ok(())
     }
 
     async fn hand_over(&self, pack: FinishedPack) -> Result<()> {
         self.shared.check()?;
-        self.send(Msg::Pack(pack)).await
+        let (done, ended) = oneshot::channel();
+        self.send(Msg::Pack(pack, Some(done))).await?;
+        let _ = ended.await;
+        Ok(())
     }
 
     fn send_blocking(&self, msg: Msg) -> Result<()> {
@@ -576,7 +586,7 @@ impl ContentWriter {
                 break; // a failed session writes no more packs (the flush reports why)
             }
             if let Some(pack) = finish_pack(self.reader(), p)? {
-                self.send_blocking(Msg::Pack(pack))?;
+                self.send_blocking(Msg::Pack(pack, None))?;
             }
         }
         let (reply, rx) = oneshot::channel();
@@ -593,7 +603,7 @@ impl ContentWriter {
             }
             let reader = self.reader().clone();
             if let Some(pack) = cpu::run(move || finish_pack(&reader, p)).await? {
-                self.send(Msg::Pack(pack)).await?;
+                self.send(Msg::Pack(pack, None)).await?;
             }
         }
         let (reply, rx) = oneshot::channel();
@@ -662,7 +672,8 @@ struct IoTask {
     marker_written: bool,
 }
 
-type PutResult = (Vec<Info>, Result<()>);
+/// A finished put: the pack's index entries, its outcome, and who waits for it to settle.
+type PutResult = (Vec<Info>, Result<()>, Option<oneshot::Sender<()>>);
 
 impl IoTask {
     async fn run(mut self, mut rx: mpsc::Receiver<Msg>) {
@@ -684,7 +695,7 @@ impl IoTask {
                 msg = rx.recv() => msg,
             };
             match msg {
-                Some(Msg::Pack(pack)) => self.start_put(&mut puts, pack).await,
+                Some(Msg::Pack(pack, done)) => self.start_put(&mut puts, pack, done).await,
                 Some(Msg::Flush(reply)) => {
                     while let Some(r) = puts.join_next().await {
                         self.settle(r);
@@ -700,7 +711,12 @@ impl IoTask {
         }
     }
 
-    async fn start_put(&mut self, puts: &mut JoinSet<PutResult>, pack: FinishedPack) {
+    async fn start_put(
+        &mut self,
+        puts: &mut JoinSet<PutResult>,
+        pack: FinishedPack,
+        done: Option<oneshot::Sender<()>>,
+    ) {
         if self.shared.failed.load(Ordering::Acquire) {
             return; // the session failed: nothing more is written
         }
@@ -714,21 +730,31 @@ impl IoTask {
         let storage = self.storage.clone();
         puts.spawn(async move {
             let r = storage.put(&pack.id, pack.data).await;
-            (pack.entries, r)
+            (pack.entries, r, done)
         });
     }
 
     /// Records a finished put: its entries become indexable, or the session fails.
     fn settle(&self, r: std::result::Result<PutResult, tokio::task::JoinError>) {
+        // The waiting worker resumes only after the outcome is recorded, so its next call
+        // sees a failure. (A panicked put drops its sender, which also wakes the worker.)
         match r {
-            Ok((entries, Ok(()))) => {
+            Ok((entries, Ok(()), done)) => {
                 self.shared
                     .stats
                     .packs_written
                     .fetch_add(1, Ordering::Relaxed);
                 lock(&self.shared.committed).extend(entries);
+                if let Some(d) = done {
+                    let _ = d.send(());
+                }
             }
-            Ok((_, Err(e))) => self.shared.fail(e),
+            Ok((_, Err(e), done)) => {
+                self.shared.fail(e);
+                if let Some(d) = done {
+                    let _ = d.send(());
+                }
+            }
             Err(e) => self
                 .shared
                 .fail(Error::Cancelled(format!("pack write failed: {e}"))),
