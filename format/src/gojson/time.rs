@@ -23,15 +23,7 @@ use crate::{Error, Result};
 /// Formats a timestamp like Go's `time.Time.MarshalJSON` of a UTC time (without quotes):
 /// `2006-01-02T15:04:05.999999999Z` with trailing fraction zeros trimmed, or none.
 pub fn format(t: &DateTime<Utc>) -> String {
-    let mut s = format!(
-        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}",
-        t.year(),
-        t.month(),
-        t.day(),
-        t.hour(),
-        t.minute(),
-        t.second()
-    );
+    let mut s = date_time(t, 'T');
     // chrono represents leap seconds as nanosecond >= 1e9; Go has no leap seconds.
     let nanos = t.nanosecond() % 1_000_000_000;
     if nanos != 0 {
@@ -46,8 +38,13 @@ pub fn format(t: &DateTime<Utc>) -> String {
 /// Formats a timestamp the way kopia's CLI prints it (Go layout `2006-01-02 15:04:05 MST`),
 /// in UTC: `2026-11-22 00:22:53 UTC`. The fraction is dropped.
 pub fn format_cli(t: &DateTime<Utc>) -> String {
+    format!("{} UTC", date_time(t, ' '))
+}
+
+/// `YYYY-MM-DD<sep>hh:mm:ss`, zero-padded like Go's layouts.
+fn date_time(t: &DateTime<Utc>, sep: char) -> String {
     format!(
-        "{:04}-{:02}-{:02} {:02}:{:02}:{:02} UTC",
+        "{:04}-{:02}-{:02}{sep}{:02}:{:02}:{:02}",
         t.year(),
         t.month(),
         t.day(),
