@@ -16,6 +16,12 @@ if [ -f .ci/s3-server.sh ] && [ -z "${ARKIV_S3_ENDPOINT:-}" ]; then
   trap 'bash .ci/s3-server.sh stop >/dev/null 2>&1 || true' EXIT
 fi
 
+# Real servers for the other backends (WebDAV via rclone, Azure via Azurite), loopback only.
+if [ -f .ci/servers.sh ] && [ -z "${ARKIV_WEBDAV_URL:-}" ]; then
+  eval "$(bash .ci/servers.sh start)"
+  trap 'bash .ci/servers.sh stop >/dev/null 2>&1 || true; bash .ci/s3-server.sh stop >/dev/null 2>&1 || true' EXIT
+fi
+
 if cargo nextest --version >/dev/null 2>&1; then
   cargo nextest run --workspace --no-fail-fast "$@"
 else

@@ -24,11 +24,14 @@ use chrono::{DateTime, Utc};
 
 use crate::Result;
 
+pub mod cloud;
 pub mod faulty;
 pub mod filesystem;
 pub mod memory;
+pub mod proxy;
 pub mod readonly;
 pub mod s3;
+pub mod webdav;
 
 /// What storage knows about one blob.
 #[derive(Debug, Clone, PartialEq, Eq)]

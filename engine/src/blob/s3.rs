@@ -429,7 +429,7 @@ impl S3Storage {
 /// (`HttpError` in the source chain). HTTP status failures come from `object_store`'s
 /// `RetryError`, which is not a public type, so its status is read from its message
 /// ("... status code: 503 ...", or "error response" for S3 errors inside a 200 reply).
-fn generic_kind(source: &(dyn std::error::Error + 'static)) -> ErrorKind {
+pub(crate) fn generic_kind(source: &(dyn std::error::Error + 'static)) -> ErrorKind {
     let mut cur = Some(source);
     while let Some(e) = cur {
         if let Some(h) = e.downcast_ref::<HttpError>() {
