@@ -29,6 +29,7 @@ pub mod faulty;
 pub mod filesystem;
 pub mod memory;
 pub mod proxy;
+pub mod rclone;
 pub mod readonly;
 pub mod s3;
 pub mod webdav;

@@ -19,28 +19,42 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use arkiv_engine::blob::BlobStorage;
+use arkiv_engine::blob::cloud::{AzureOptions, CloudStorage, GcsOptions};
 use arkiv_engine::blob::filesystem::{FilesystemOptions, FilesystemStorage};
+use arkiv_engine::blob::rclone::{RcloneOptions, RcloneStorage};
 use arkiv_engine::blob::readonly::ReadOnlyStorage;
 use arkiv_engine::blob::s3::{S3Options, S3Storage};
+use arkiv_engine::blob::webdav::{WebDavOptions, WebDavStorage};
 use arkiv_engine::clock::{SharedClock, SystemClock};
 use arkiv_engine::initialize::{CreateOptions, create_repository};
 use arkiv_engine::{Error, OpenOptions, Repository, Result};
 
 use crate::Env;
 
+pub mod azure_env;
+pub mod proxy_env;
 pub mod s3_env;
+pub mod webdav_env;
 
 /// Names a filesystem repository directory may hold and still count as blank: the
 /// filesystem's own `lost+found` and kopia's sharding parameters.
 const BLANK_DIR_NAMES: [&str; 2] = ["lost+found", ".shards"];
 
 /// Where a repository is.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum RepoSpec {
     /// A directory (local disk or NFS mount).
     Filesystem(PathBuf),
     /// An S3 bucket and prefix.
     S3(Box<S3Options>),
+    /// An Azure Blob container and prefix.
+    Azure(Box<AzureOptions>),
+    /// A Google Cloud Storage bucket and prefix.
+    Gcs(Box<GcsOptions>),
+    /// A WebDAV collection (Kopia's sharded layout).
+    WebDav(Box<WebDavOptions>),
+    /// An rclone remote, served over WebDAV by an rclone child process.
+    Rclone(Box<RcloneOptions>),
 }
 
 impl RepoSpec {
@@ -63,9 +77,25 @@ impl RepoSpec {
             return Ok(RepoSpec::Filesystem(PathBuf::from(url)));
         }
         let scheme = url.split_once("://").map_or(url, |(s, _)| s);
-        Err(Error::Config(format!(
-            "unsupported repository URL {url:?} (scheme {scheme:?}); use filesystem:///path or s3://bucket/prefix"
-        )))
+        match scheme.to_ascii_lowercase().as_str() {
+            "azure" => Ok(RepoSpec::Azure(Box::new(
+                azure_env::azure_options_from_env(url, env)?,
+            ))),
+            "gcs" => Ok(RepoSpec::Gcs(Box::new(azure_env::gcs_options_from_env(
+                url, env,
+            )?))),
+            "webdav" | "webdavs" => Ok(RepoSpec::WebDav(Box::new(
+                webdav_env::webdav_options_from_env(url, env)?,
+            ))),
+            "rclone" => Ok(RepoSpec::Rclone(Box::new(
+                webdav_env::rclone_options_from_env(url, env)?,
+            ))),
+            _ => Err(Error::Config(format!(
+                "unsupported repository URL {url:?} (scheme {scheme:?}); use filesystem:///path, \
+                 s3://bucket/prefix, azure://container/prefix, gcs://bucket/prefix, \
+                 webdav(s)://host/path or rclone://remote:path"
+            ))),
+        }
     }
 
     /// Display form (`filesystem:///path`, `s3://bucket/prefix`).
@@ -73,6 +103,15 @@ impl RepoSpec {
         match self {
             RepoSpec::Filesystem(p) => format!("filesystem://{}", p.display()),
             RepoSpec::S3(o) => format!("s3://{}/{}", o.bucket, o.prefix),
+            RepoSpec::Azure(o) => format!("azure://{}/{}", o.container, o.prefix),
+            RepoSpec::Gcs(o) => format!("gcs://{}/{}", o.bucket, o.prefix),
+            RepoSpec::WebDav(o) => {
+                format!(
+                    "webdav {}",
+                    arkiv_engine::blob::proxy::redact_userinfo(&o.url)
+                )
+            }
+            RepoSpec::Rclone(o) => format!("rclone://{}", o.remote_path),
         }
     }
 }
@@ -178,6 +217,7 @@ impl Connection {
                 Arc::new(FilesystemStorage::open_with(p, &self.fs_options())?)
             }
             RepoSpec::S3(o) => Arc::new(s3_storage(o).await?),
+            other => remote_storage(other).await?,
         };
         Ok(Some(self.wrap(s)))
     }
@@ -195,6 +235,14 @@ impl Connection {
                 Arc::new(FilesystemStorage::create_with(p, &self.fs_options())?)
             }
             RepoSpec::S3(o) => Arc::new(s3_storage(o).await?),
+            RepoSpec::WebDav(o) => Arc::new(WebDavStorage::create((**o).clone()).await?),
+            RepoSpec::Rclone(o) => Arc::new(
+                RcloneStorage::open((**o).clone())
+                    .await?
+                    .for_create()
+                    .await?,
+            ),
+            other => remote_storage(other).await?,
         })
     }
 
@@ -230,7 +278,7 @@ impl Connection {
             Err(Error::RepositoryNotFound { .. }) => {
                 let blank = match &self.spec {
                     RepoSpec::Filesystem(p) => dir_is_blank(p)?,
-                    RepoSpec::S3(_) => storage.list("").await?.is_empty(),
+                    _ => storage.list("").await?.is_empty(),
                 };
                 Ok(if blank {
                     Probe::Blank(storage)
@@ -254,6 +302,8 @@ impl Connection {
             RepoSpec::Filesystem(p) if !p.join(".shards").exists() => {
                 Arc::new(FilesystemStorage::create_with(p, &self.fs_options())?)
             }
+            // A blank WebDAV location gets Kopia's `.shards` (and its collection) first.
+            RepoSpec::WebDav(_) | RepoSpec::Rclone(_) => self.storage_for_create().await?,
             _ => storage,
         };
         create_repository(storage, password, opts, self.open_options()).await
@@ -265,6 +315,31 @@ async fn s3_storage(o: &S3Options) -> Result<S3Storage> {
     let s = S3Storage::new(o.clone())?;
     s.check_bucket().await?;
     Ok(s)
+}
+
+/// Storage of the Azure, GCS, WebDAV and rclone locations (containers and buckets checked;
+/// a WebDAV location is opened without writing).
+async fn remote_storage(spec: &RepoSpec) -> Result<Arc<dyn BlobStorage>> {
+    Ok(match spec {
+        RepoSpec::Azure(o) => {
+            let s = CloudStorage::azure((**o).clone())?;
+            s.check_container().await?;
+            Arc::new(s)
+        }
+        RepoSpec::Gcs(o) => {
+            let s = CloudStorage::gcs((**o).clone())?;
+            s.check_container().await?;
+            Arc::new(s)
+        }
+        RepoSpec::WebDav(o) => Arc::new(WebDavStorage::open((**o).clone()).await?),
+        RepoSpec::Rclone(o) => Arc::new(RcloneStorage::open((**o).clone()).await?),
+        RepoSpec::Filesystem(_) | RepoSpec::S3(_) => {
+            return Err(Error::Config(format!(
+                "{} is not a remote location",
+                spec.describe()
+            )));
+        }
+    })
 }
 
 /// True when a directory holds nothing but `lost+found` and `.shards`.
@@ -299,8 +374,15 @@ mod tests {
         assert!(matches!(bare, RepoSpec::Filesystem(p) if p == Path::new("/srv/r")));
         let e = RepoSpec::parse("filesystem://rel/r", &no_env).unwrap_err();
         assert!(matches!(e, Error::Config(_)));
-        let e = RepoSpec::parse("azure://c/p", &no_env).unwrap_err();
-        assert!(e.to_string().contains("scheme \"azure\""), "{e}");
+        let e = RepoSpec::parse("ftp://c/p", &no_env).unwrap_err();
+        assert!(e.to_string().contains("scheme \"ftp\""), "{e}");
+        let env = |k: &str| (k == "AZURE_STORAGE_ACCOUNT").then(|| "acct".to_owned());
+        let az = RepoSpec::parse("azure://c/p", &env).unwrap();
+        assert_eq!(az.describe(), "azure://c/p/");
+        let dav = RepoSpec::parse("webdavs://u:pw@nas/dav", &no_env).unwrap();
+        assert_eq!(dav.describe(), "webdav https://<redacted>@nas/dav");
+        let rc = RepoSpec::parse("rclone://remote:path", &no_env).unwrap();
+        assert_eq!(rc.describe(), "rclone://remote:path");
     }
 
     #[test]

@@ -416,6 +416,7 @@ fn connection(cfg: &MoverConfig, access: Access) -> Connection {
     let spec = match &cfg.repository {
         RepositoryTarget::Filesystem { path } => RepoSpec::Filesystem(path.clone()),
         RepositoryTarget::S3(t) => RepoSpec::S3(Box::new(s3_options(t))),
+        RepositoryTarget::Remote(spec) => (**spec).clone(),
     };
     let mut conn = Connection::new(spec, access);
     conn.direct_io = cfg.direct_io;
@@ -457,6 +458,9 @@ async fn storage(
         (RepositoryTarget::S3(_), _) => Failure::engine("checking the S3 bucket", &e),
         (RepositoryTarget::Filesystem { .. }, _) => {
             Failure::engine("opening the repository directory", &e)
+        }
+        (RepositoryTarget::Remote(spec), _) => {
+            Failure::engine(&format!("connecting to {}", spec.describe()), &e)
         }
     })
 }

@@ -113,7 +113,7 @@ fn parse_url(url: &str) -> Result<(Option<String>, Option<String>)> {
 }
 
 /// Drops empty segments, validates the rest, and forces a trailing `/` (empty stays empty).
-fn normalize_prefix(raw: &str) -> Result<String> {
+pub(crate) fn normalize_prefix(raw: &str) -> Result<String> {
     let mut out = String::new();
     for seg in raw.split('/').filter(|s| !s.is_empty()) {
         let ok = seg
@@ -121,7 +121,7 @@ fn normalize_prefix(raw: &str) -> Result<String> {
             .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'));
         if !ok || seg == "." || seg == ".." {
             return Err(Error::Config(format!(
-                "invalid S3 prefix {raw:?}: segment {seg:?} (allowed: A-Z a-z 0-9 . _ - and /)"
+                "invalid prefix {raw:?}: segment {seg:?} (allowed: A-Z a-z 0-9 . _ - and /)"
             )));
         }
         out.push_str(seg);
@@ -147,7 +147,7 @@ fn normalize_endpoint(raw: &str) -> Result<String> {
     Ok(host.to_owned())
 }
 
-fn parse_bool(name: &str, v: &str) -> Result<bool> {
+pub(crate) fn parse_bool(name: &str, v: &str) -> Result<bool> {
     match v.to_ascii_lowercase().as_str() {
         "true" | "1" | "yes" => Ok(true),
         "false" | "0" | "no" => Ok(false),

@@ -27,9 +27,11 @@
 //! (`KOPIA_REPOSITORY=filesystem:///abs/path`, else the legacy `KOPIA_FS_PATH`, else a bare
 //! absolute path in `KOPIA_REPOSITORY`); B2 (`KOPIA_B2_BUCKET`); WebDAV (`WEBDAV_URL`); SFTP
 //! (`SFTP_HOST`); rclone (`RCLONE_REMOTE_PATH`); Google Drive (`GOOGLE_DRIVE_FOLDER_ID`); then the
-//! scheme of `KOPIA_REPOSITORY` (`gcs://`, `azure://`, …). arkiv supports S3 and filesystem;
-//! every other backend is [`ConfigError::UnsupportedBackend`], one line, exit 1. Nothing at all
-//! is [`ConfigError::NoRepository`].
+//! scheme of `KOPIA_REPOSITORY` (`gcs://`, `azure://`, …). arkiv supports S3, filesystem, Azure,
+//! GCS, WebDAV and rclone (their variables: `crate::connect::azure_env` and
+//! `crate::connect::webdav_env`); B2, SFTP and Google Drive are
+//! [`ConfigError::UnsupportedBackend`], one line, exit 1. Nothing at all is
+//! [`ConfigError::NoRepository`].
 //!
 //! # Variables
 //!
@@ -39,7 +41,7 @@
 //! | `DIRECTION` | unset | `source` / `destination` / `maintenance`; wins over argv |
 //! | `DATA_DIR` | — (required for backup/restore) | files are read from / restored into it |
 //! | `KOPIA_PASSWORD` | — (required) | repository password ([`Secret`]) |
-//! | `KOPIA_REPOSITORY` | — | `s3://bucket[/prefix]` or `filesystem:///path`; other schemes unsupported |
+//! | `KOPIA_REPOSITORY` | — | `s3://bucket[/prefix]`, `filesystem:///path`, `azure://container[/prefix]`, `gcs://bucket[/prefix]`, `webdav(s)://host/path`, `rclone://remote:path`; other schemes unsupported |
 //! | `KOPIA_FS_PATH` | unset | legacy alias: filesystem repository path when `KOPIA_REPOSITORY` names none |
 //! | `KOPIA_S3_BUCKET` | bucket of the `s3://` URL | S3 bucket (wins over the URL's; the URL's prefix is still used) |
 //! | `KOPIA_S3_ENDPOINT` ▸ `AWS_S3_ENDPOINT` | `s3.amazonaws.com` | S3 endpoint; a leading `http://`/`https://` is stripped and does not change TLS |
@@ -141,6 +143,9 @@ pub enum RepositoryTarget {
     },
     /// An S3-compatible bucket.
     S3(S3Target),
+    /// Azure Blob, GCS, WebDAV or rclone, configured by the backend's variables (see
+    /// `crate::connect::azure_env` and `crate::connect::webdav_env`).
+    Remote(Box<crate::connect::RepoSpec>),
 }
 
 impl RepositoryTarget {
@@ -151,6 +156,7 @@ impl RepositoryTarget {
             RepositoryTarget::S3(s3) => {
                 format!("s3://{}/{} at {}", s3.bucket, s3.prefix, s3.endpoint)
             }
+            RepositoryTarget::Remote(spec) => spec.describe(),
         }
     }
 }
@@ -493,8 +499,13 @@ pub enum ConfigError {
         reason: String,
     },
     /// A backend arkiv does not implement.
-    #[error("unsupported backend {0}: arkiv supports only S3 and filesystem repositories")]
+    #[error(
+        "unsupported backend {0}: arkiv supports S3, filesystem, Azure, GCS, WebDAV and rclone repositories"
+    )]
     UnsupportedBackend(String),
+    /// A backend's variables cannot be used (the message names them; never a secret value).
+    #[error("{0}")]
+    Backend(String),
     /// No variable names a repository.
     #[error(
         "no repository configuration found: set KOPIA_REPOSITORY (s3://bucket/prefix or filesystem:///path) or KOPIA_S3_BUCKET"
@@ -827,10 +838,10 @@ fn repository(vars: &mut Vars<'_>) -> Result<RepositoryTarget, ConfigError> {
         return s3(vars, url_str).map(RepositoryTarget::S3);
     }
     if vars.get("KOPIA_AZURE_CONTAINER").is_some() {
-        return Err(ConfigError::UnsupportedBackend("azure".into()));
+        return remote(vars, url_str, "azure");
     }
     if vars.get("KOPIA_GCS_BUCKET").is_some() {
-        return Err(ConfigError::UnsupportedBackend("gcs".into()));
+        return remote(vars, url_str, "gcs");
     }
     if let Some(rest) = url_str.strip_prefix("filesystem://") {
         match vars.get("KOPIA_FS_PATH") {
@@ -857,13 +868,19 @@ fn repository(vars: &mut Vars<'_>) -> Result<RepositoryTarget, ConfigError> {
         ("GOOGLE_DRIVE_FOLDER_ID", "gdrive"),
     ] {
         if vars.get(var).is_some() {
-            return Err(ConfigError::UnsupportedBackend(name.into()));
+            return match name {
+                "webdav" | "rclone" => remote(vars, url_str, name),
+                _ => Err(ConfigError::UnsupportedBackend(name.into())),
+            };
         }
     }
     if url_str.starts_with('/') {
         return filesystem_path("KOPIA_REPOSITORY", url_str, url_str);
     }
     match url_str.split_once("://") {
+        Some((scheme, _)) if REMOTE_SCHEMES.contains(&scheme.to_ascii_lowercase().as_str()) => {
+            remote(vars, url_str, scheme)
+        }
         Some((scheme, _)) if !scheme.is_empty() => {
             Err(ConfigError::UnsupportedBackend(scheme.to_owned()))
         }
@@ -874,6 +891,42 @@ fn repository(vars: &mut Vars<'_>) -> Result<RepositoryTarget, ConfigError> {
         }),
         _ => Err(ConfigError::NoRepository),
     }
+}
+
+/// Repository URL schemes of the backends in [`RepositoryTarget::Remote`].
+const REMOTE_SCHEMES: [&str; 5] = ["azure", "gcs", "webdav", "webdavs", "rclone"];
+
+/// Azure, GCS, WebDAV or rclone (`backend`), from its variables; `KOPIA_REPOSITORY` is used
+/// only when it has that backend's scheme (the variables win, as in the script).
+fn remote(vars: &Vars<'_>, url: &str, backend: &str) -> Result<RepositoryTarget, ConfigError> {
+    use crate::connect::{RepoSpec, azure_env, webdav_env};
+    let scheme = url
+        .split_once("://")
+        .map(|(s, _)| s.to_ascii_lowercase())
+        .unwrap_or_default();
+    let same = |names: &[&str]| names.contains(&scheme.as_str());
+    let env = vars.env;
+    let spec = match backend {
+        "azure" => azure_env::azure_options_from_env(if same(&["azure"]) { url } else { "" }, env)
+            .map(|o| RepoSpec::Azure(Box::new(o))),
+        "gcs" => azure_env::gcs_options_from_env(if same(&["gcs"]) { url } else { "" }, env)
+            .map(|o| RepoSpec::Gcs(Box::new(o))),
+        "rclone" => {
+            webdav_env::rclone_options_from_env(if same(&["rclone"]) { url } else { "" }, env)
+                .map(|o| RepoSpec::Rclone(Box::new(o)))
+        }
+        _ => webdav_env::webdav_options_from_env(
+            if same(&["webdav", "webdavs"]) {
+                url
+            } else {
+                ""
+            },
+            env,
+        )
+        .map(|o| RepoSpec::WebDav(Box::new(o))),
+    };
+    spec.map(|s| RepositoryTarget::Remote(Box::new(s)))
+        .map_err(|e| ConfigError::Backend(e.to_string()))
 }
 
 fn filesystem_path(

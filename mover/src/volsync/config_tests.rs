@@ -525,12 +525,8 @@ fn custom_ca_and_its_alias() {
 #[test]
 fn other_backends_are_unsupported_with_one_clear_line() {
     let cases = [
-        ("KOPIA_AZURE_CONTAINER", "c", "azure"),
-        ("KOPIA_GCS_BUCKET", "b", "gcs"),
         ("KOPIA_B2_BUCKET", "b", "b2"),
-        ("WEBDAV_URL", "https://dav", "webdav"),
         ("SFTP_HOST", "nas", "sftp"),
-        ("RCLONE_REMOTE_PATH", "remote:path", "rclone"),
         ("GOOGLE_DRIVE_FOLDER_ID", "f", "gdrive"),
     ];
     for (var, value, name) in cases {
@@ -549,12 +545,8 @@ fn other_backends_are_unsupported_with_one_clear_line() {
 #[test]
 fn unsupported_url_schemes() {
     for (url, name) in [
-        ("gcs://bucket/x", "gcs"),
-        ("azure://container", "azure"),
         ("b2://bucket", "b2"),
         ("sftp://host/path", "sftp"),
-        ("webdav://host", "webdav"),
-        ("rclone://remote", "rclone"),
         ("gdrive://folder", "gdrive"),
     ] {
         assert_eq!(
@@ -564,8 +556,57 @@ fn unsupported_url_schemes() {
     }
     assert_eq!(
         ConfigError::UnsupportedBackend("gcs".into()).to_string(),
-        "unsupported backend gcs: arkiv supports only S3 and filesystem repositories"
+        "unsupported backend gcs: arkiv supports S3, filesystem, Azure, GCS, WebDAV and rclone repositories"
     );
+}
+
+#[test]
+fn azure_gcs_webdav_rclone_from_variables_and_urls() {
+    let c = ok(
+        &["backup"],
+        &[
+            ("KOPIA_REPOSITORY", "azure://ignored/team"),
+            ("KOPIA_AZURE_CONTAINER", "c"),
+            ("KOPIA_AZURE_STORAGE_ACCOUNT", "acct"),
+            ("KOPIA_AZURE_STORAGE_KEY", "a2V5"),
+        ],
+    );
+    assert_eq!(c.repository.describe(), "azure://c/team/");
+    let c = ok(
+        &["backup"],
+        &[
+            ("KOPIA_REPOSITORY", "filesystem:///unused"),
+            ("WEBDAV_URL", "https://dav.lan/kopia"),
+            ("WEBDAV_USERNAME", "u"),
+            ("WEBDAV_PASSWORD", "secret-pw"),
+        ],
+    );
+    // The filesystem URL comes first in the script's order.
+    assert!(matches!(c.repository, RepositoryTarget::Filesystem { .. }));
+    let c = ok(
+        &["backup"],
+        &[
+            ("KOPIA_REPOSITORY", ""),
+            ("WEBDAV_URL", "https://dav.lan/kopia"),
+            ("WEBDAV_PASSWORD", "secret-pw"),
+        ],
+    );
+    assert_eq!(c.repository.describe(), "webdav https://dav.lan/kopia");
+    assert!(!format!("{:?}", c.repository).contains("secret-pw"));
+    let c = ok(
+        &["backup"],
+        &[("KOPIA_REPOSITORY", "rclone://remote:bucket/path")],
+    );
+    assert_eq!(c.repository.describe(), "rclone://remote:bucket/path");
+    let c = ok(&["backup"], &[("KOPIA_REPOSITORY", "webdavs://nas/dav")]);
+    assert_eq!(c.repository.describe(), "webdav https://nas/dav");
+    // Azure without an account: one line naming the variable.
+    let e = err(
+        &["backup"],
+        &[("KOPIA_REPOSITORY", ""), ("KOPIA_AZURE_CONTAINER", "c")],
+    );
+    assert!(e.to_string().contains("AZURE_STORAGE_ACCOUNT"), "{e}");
+    assert_eq!(e.exit_code(), 1);
 }
 
 #[test]
@@ -580,9 +621,11 @@ fn selection_order_follows_the_script() {
     );
     assert!(matches!(c.repository, RepositoryTarget::S3(_)));
     // Azure and GCS come before the filesystem URL …
-    assert_eq!(
-        err(&["backup"], &[("KOPIA_GCS_BUCKET", "b")]),
-        ConfigError::UnsupportedBackend("gcs".into())
+    let c = ok(&["backup"], &[("KOPIA_GCS_BUCKET", "b")]);
+    assert!(
+        matches!(&c.repository, RepositoryTarget::Remote(s) if s.describe() == "gcs://b/"),
+        "{:?}",
+        c.repository
     );
     // … B2 and the rest come after it.
     let c = ok(&["backup"], &[("KOPIA_B2_BUCKET", "b")]);
