@@ -11,6 +11,7 @@ use std::process::{Command, Output};
 
 use sha2::{Digest, Sha256};
 
+pub mod backends;
 pub mod mover;
 
 /// Password of the kopia fixtures.
