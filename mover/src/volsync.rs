@@ -438,6 +438,7 @@ fn s3_options(t: &S3Target) -> S3Options {
     o.session_token = t.session_token.as_ref().map(|s| s.expose().to_owned());
     // The script passes the CA only when the file exists.
     o.ca_bundle = t.ca_bundle.clone().filter(|p| p.exists());
+    o.proxy = t.proxy.clone();
     o
 }
 

@@ -127,6 +127,8 @@ pub struct S3Options {
     pub multipart_threshold: u64,
     /// Part size of multipart uploads (at least 5 MiB, S3's minimum).
     pub multipart_part_size: usize,
+    /// HTTP proxy settings.
+    pub proxy: super::proxy::ProxyOptions,
 }
 
 impl fmt::Debug for S3Options {
@@ -146,6 +148,7 @@ impl fmt::Debug for S3Options {
             .field("retry", &self.retry)
             .field("multipart_threshold", &self.multipart_threshold)
             .field("multipart_part_size", &self.multipart_part_size)
+            .field("proxy", &self.proxy)
             .finish()
     }
 }
@@ -167,6 +170,7 @@ impl S3Options {
             retry: RetryOptions::default(),
             multipart_threshold: 100 * 1024 * 1024,
             multipart_part_size: 16 * 1024 * 1024,
+            proxy: super::proxy::ProxyOptions::default(),
         }
     }
 
@@ -229,6 +233,7 @@ impl S3Storage {
             .with_allow_http(opts.disable_tls)
             .with_timeout(r.request_timeout)
             .with_connect_timeout(r.connect_timeout);
+        client = opts.proxy.apply_to_object_store(client, !opts.disable_tls);
         if let Some(path) = &opts.ca_bundle {
             let pem = std::fs::read(path)
                 .map_err(|e| cfg(format!("cannot read CA bundle {}: {e}", path.display())))?;

@@ -20,6 +20,7 @@
 //! | session token | `ARKIV_S3_SESSION_TOKEN`, `AWS_SESSION_TOKEN` | none |
 //! | CA bundle (PEM file) | `ARKIV_S3_CA_BUNDLE`, `CUSTOM_CA`, `KOPIA_CUSTOM_CA` | system roots |
 //! | path-style addressing | `ARKIV_S3_PATH_STYLE` | path-style for custom endpoints, virtual-host for AWS |
+//! | proxy | `HTTPS_PROXY`/`HTTP_PROXY`/`NO_PROXY` (see [`super::proxy_env`]) | none |
 //!
 //! Normalisation (VolSync's mover does the same before calling Kopia):
 //! * The prefix has empty segments (`//`) and a leading `/` removed and is forced to end in `/`:
@@ -87,6 +88,7 @@ pub fn s3_options_from_env(url: &str, env: &dyn Fn(&str) -> Option<String>) -> R
     if let Some((name, v)) = get(&["ARKIV_S3_PATH_STYLE"]) {
         opts.path_style = Some(parse_bool(&name, &v)?);
     }
+    opts.proxy = super::proxy_env::proxy_from_env(env);
     Ok(opts)
 }
 

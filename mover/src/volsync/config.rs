@@ -184,6 +184,8 @@ pub struct S3Target {
     /// `CUSTOM_CA`, else `KOPIA_CUSTOM_CA`: a PEM file of extra roots. The runner uses it only
     /// if the file exists, as the script does.
     pub ca_bundle: Option<PathBuf>,
+    /// `HTTPS_PROXY`/`HTTP_PROXY`/`NO_PROXY` (see `crate::connect::proxy_env`).
+    pub proxy: arkiv_engine::blob::proxy::ProxyOptions,
 }
 
 /// A snapshot source: `user@host:path`.
@@ -1037,6 +1039,7 @@ fn s3(vars: &mut Vars<'_>, url: &str) -> Result<S3Target, ConfigError> {
         secret_access_key: vars.secret("AWS_SECRET_ACCESS_KEY"),
         session_token: vars.secret("AWS_SESSION_TOKEN"),
         ca_bundle,
+        proxy: crate::connect::proxy_env::proxy_from_env(vars.env),
     })
 }
 
