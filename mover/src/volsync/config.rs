@@ -142,7 +142,7 @@ pub enum RepositoryTarget {
         path: PathBuf,
     },
     /// An S3-compatible bucket.
-    S3(S3Target),
+    S3(Box<S3Target>),
     /// Azure Blob, GCS, WebDAV or rclone, configured by the backend's variables (see
     /// `crate::connect::azure_env` and `crate::connect::webdav_env`).
     Remote(Box<crate::connect::RepoSpec>),
@@ -837,7 +837,7 @@ fn repository(vars: &mut Vars<'_>) -> Result<RepositoryTarget, ConfigError> {
     let url_str = url.as_deref().unwrap_or("");
 
     if vars.get("KOPIA_S3_BUCKET").is_some() || url_str.starts_with("s3://") {
-        return s3(vars, url_str).map(RepositoryTarget::S3);
+        return s3(vars, url_str).map(|t| RepositoryTarget::S3(Box::new(t)));
     }
     if vars.get("KOPIA_AZURE_CONTAINER").is_some() {
         return remote(vars, url_str, "azure");
