@@ -13,13 +13,15 @@ cargo build --workspace --bins
 # a failure when CI=true).
 if [ -f .ci/s3-server.sh ] && [ -z "${ARKIV_S3_ENDPOINT:-}" ]; then
   eval "$(bash .ci/s3-server.sh start)"
-  trap 'bash .ci/s3-server.sh stop >/dev/null 2>&1 || true' EXIT
+  STOP_SERVERS="bash .ci/s3-server.sh stop >/dev/null 2>&1 || true"
+  trap "$STOP_SERVERS" EXIT
 fi
 
 # Real servers for the other backends (WebDAV via rclone, Azure via Azurite), loopback only.
 if [ -f .ci/servers.sh ] && [ -z "${ARKIV_WEBDAV_URL:-}" ]; then
   eval "$(bash .ci/servers.sh start)"
-  trap 'bash .ci/servers.sh stop >/dev/null 2>&1 || true; bash .ci/s3-server.sh stop >/dev/null 2>&1 || true' EXIT
+  STOP_SERVERS="bash .ci/servers.sh stop >/dev/null 2>&1 || true${STOP_SERVERS:+; $STOP_SERVERS}"
+  trap "$STOP_SERVERS" EXIT
 fi
 
 if cargo nextest --version >/dev/null 2>&1; then

@@ -1,6 +1,6 @@
 //! Scenario: operation dispatch and configuration errors: unknown or missing operation exits
 //! 2; `maintenance` as an argument and `DIRECTION=maintenance` on a location without a repository (never created) exit 1;
-//! an unsupported backend is one clear line and exit 1; `|VOLSYNC_ARG_SEP|` splits on the
+//! an unsupported backend (or a backend missing a variable) is one clear line and exit 1; `|VOLSYNC_ARG_SEP|` splits on the
 //! literal separator.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
@@ -34,6 +34,29 @@ fn operations_and_configuration_errors() {
         &with(
             &s.backup_env(),
             &[
+                ("KOPIA_REPOSITORY", "sftp://nas/backups"),
+                ("SFTP_HOST", "nas"),
+            ],
+        ),
+    );
+    r.expect_code(1);
+    let errors: Vec<&str> = r
+        .stderr
+        .lines()
+        .filter(|l| l.starts_with("ERROR:"))
+        .collect();
+    assert_eq!(
+        errors,
+        [
+            "ERROR: unsupported backend sftp: arkiv supports S3, filesystem, Azure, GCS, WebDAV and rclone repositories"
+        ]
+    );
+    // A supported backend with a variable missing: one line naming it.
+    let r = run_mover(
+        &["backup"],
+        &with(
+            &s.backup_env(),
+            &[
                 ("KOPIA_REPOSITORY", "azure://container"),
                 ("KOPIA_AZURE_CONTAINER", "c"),
             ],
@@ -47,7 +70,9 @@ fn operations_and_configuration_errors() {
         .collect();
     assert_eq!(
         errors,
-        ["ERROR: unsupported backend azure: arkiv supports only S3 and filesystem repositories"]
+        [
+            "ERROR: Azure storage account not set: set AZURE_STORAGE_ACCOUNT (or KOPIA_AZURE_STORAGE_ACCOUNT)"
+        ]
     );
 
     let r = run_mover(
