@@ -2,11 +2,12 @@
 //! options for every binary.
 //!
 //! A [`RepoSpec`] says where the repository is: `filesystem:///abs/path` (or a bare absolute
-//! path) or `s3://BUCKET[/PREFIX]` (for the command-line binaries the S3 endpoint, TLS, region
-//! and credentials come from the environment, `ARKIV_S3_*` over `KOPIA_S3_*`/`AWS_*`; the
-//! VolSync mover builds its [`S3Options`] from the mover contract's variables). A
-//! [`Connection`] adds how to open it: read-write or read-only (every storage call that would
-//! write fails), the clock, the local cache directory.
+//! path), `s3://BUCKET[/PREFIX]`, `azure://CONTAINER[/PREFIX]`, `gcs://BUCKET[/PREFIX]`,
+//! `webdav://…`/`webdavs://…` or `rclone://REMOTE:PATH`. For the command-line binaries the
+//! settings of each come from the environment ([`s3_env`], [`azure_env`], [`webdav_env`],
+//! proxies in [`proxy_env`]); the VolSync mover builds them from the mover contract's
+//! variables. A [`Connection`] adds how to open it: read-write or read-only (every storage
+//! call that would write fails), the clock, the local cache directory.
 //!
 //! `ARKIV_DIRECT_IO=off` (read by [`direct_io_from_env`]) turns `O_DIRECT` off for pack
 //! writes into a filesystem repository and for restores of large files.
