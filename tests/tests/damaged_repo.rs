@@ -167,3 +167,80 @@ fn flipped_bit_in_pack() {
         run(uncached(&repo, FIXTURE_PASSWORD).args(["verify", "--verify-files-percent", "100"]));
     assert_eq!(o.status.code(), Some(CORRUPT), "{}", stderr(&o));
 }
+
+/// Issue 14, finding 1: a zero-length (or short) metadata pack — a power loss, a truncated
+/// upload — panicked every command (`min > max` in the metadata pack cache). Each command
+/// that needs the pack must fail with exit 5 naming it; none may panic or exit 0 with a
+/// wrong answer, and verify must report it.
+#[test]
+fn zero_length_and_short_metadata_packs() {
+    let q_packs: Vec<String> = walk(&fixtures_dir().join("repo-a"))
+        .into_iter()
+        .filter_map(|p| {
+            let rel = p
+                .strip_prefix(fixtures_dir().join("repo-a"))
+                .unwrap()
+                .to_string_lossy()
+                .replace('/', "");
+            rel.strip_prefix('q')
+                .and_then(|r| r.strip_suffix(".f"))
+                .map(|r| format!("q{r}"))
+        })
+        .collect();
+    assert_eq!(q_packs.len(), 4, "{q_packs:?}");
+    for (i, q) in q_packs.iter().enumerate() {
+        let (_t, repo) = fixture_copy("repo-a");
+        let f = blob_file(&repo, q);
+        // zero length for some, cut short for the others
+        let new_len = if i % 2 == 0 { 0 } else { 40 };
+        std::fs::OpenOptions::new()
+            .write(true)
+            .open(&f)
+            .unwrap()
+            .set_len(new_len)
+            .unwrap();
+        let tmp = tempfile::tempdir().unwrap();
+        let target = tmp.path().join("t");
+        let commands: Vec<Vec<String>> = vec![
+            vec!["snapshot".into(), "list".into(), "--all".into()],
+            vec![
+                "ls".into(),
+                "-r".into(),
+                "bd35e5981801e93285ddc62a7548805e".into(),
+            ],
+            vec![
+                "restore".into(),
+                "bd35e5981801e93285ddc62a7548805e".into(),
+                target.to_string_lossy().into_owned(),
+            ],
+            vec!["verify".into()],
+        ];
+        let mut failed = 0;
+        for args in &commands {
+            let o = run(uncached(&repo, FIXTURE_PASSWORD).args(args));
+            let err = stderr(&o);
+            assert!(!err.contains("panicked"), "{q} {args:?}: {err}");
+            match o.status.code() {
+                Some(0) => {}
+                Some(CORRUPT) => {
+                    failed += 1;
+                    let line = one_error_line(&o);
+                    let verify = args[0] == "verify";
+                    assert!(verify || line.contains(q.as_str()), "{q} {args:?}: {line}");
+                }
+                other => panic!("{q} {args:?}: exit {other:?}: {err}"),
+            }
+            if args[0] == "verify" {
+                assert_eq!(o.status.code(), Some(CORRUPT), "{q}: verify: {err}");
+                assert!(
+                    err.contains(q.as_str()),
+                    "{q}: verify does not name it: {err}"
+                );
+            }
+        }
+        assert!(
+            failed >= 2,
+            "{q}: only {failed} command(s) noticed the damage"
+        );
+    }
+}

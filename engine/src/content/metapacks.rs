@@ -190,11 +190,15 @@ impl MetadataPacks {
     }
 }
 
+/// `range` of a held pack, short (possibly empty) where the pack is shorter than the range
+/// says: a zero-length or truncated pack, or a range that starts past its end, is the
+/// caller's to report as truncated, never a panic.
 fn cut(data: &Bytes, range: Range<u64>) -> Bytes {
     let len = data.len() as u64;
-    let start = range.start.min(len) as usize;
-    let end = range.end.clamp(range.start, len) as usize;
-    data.slice(start..end)
+    let start = range.start.min(len);
+    let end = range.end.min(len).max(start);
+    // Both are at most `len`, a `usize`.
+    data.slice(start as usize..end as usize)
 }
 
 fn evict(inner: &mut Inner, budget: usize) {
@@ -245,6 +249,9 @@ mod tests {
         // Past the end: short, for the caller to report as truncated.
         let short = m.get(&s, &BlobId::from("qb"), 495..510).await.unwrap();
         assert_eq!(short.unwrap().len(), 5);
+        // Starting past the end (a zero-length or truncated pack): empty, no panic.
+        let beyond = m.get(&s, &BlobId::from("qb"), 600..700).await.unwrap();
+        assert_eq!(beyond.unwrap().len(), 0);
         assert_eq!(
             m.stats(),
             MetadataPackStats {
