@@ -19,7 +19,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use arkiv_engine::blob::BlobStorage;
-use arkiv_engine::blob::filesystem::{FilesystemOptions, FilesystemStorage};
+use arkiv_engine::blob::filesystem::{FilesystemOptions, FilesystemStorage, Permissions};
 use arkiv_engine::blob::readonly::ReadOnlyStorage;
 use arkiv_engine::blob::s3::{S3Options, S3Storage};
 use arkiv_engine::clock::{SharedClock, SystemClock};
@@ -113,6 +113,9 @@ pub struct Connection {
     pub cache_dir: Option<PathBuf>,
     /// Write packs into a filesystem repository with `O_DIRECT` where the filesystem allows.
     pub direct_io: bool,
+    /// Modes and owner of the files and directories a filesystem repository gets (kopia's
+    /// `--file-mode`, `--dir-mode`, `--owner-uid`, `--owner-gid`).
+    pub fs_permissions: Permissions,
 }
 
 /// `ARKIV_DIRECT_IO`: direct I/O unless `0`, `off`, `false` or `no` (trimmed, any case);
@@ -135,13 +138,40 @@ impl Connection {
             clock: Arc::new(SystemClock),
             cache_dir: None,
             direct_io: true,
+            fs_permissions: Permissions::default(),
         }
     }
 
     fn fs_options(&self) -> FilesystemOptions {
         let mut o = FilesystemOptions::default();
         o.direct_io = self.direct_io;
+        o.permissions = self.fs_permissions;
         o
+    }
+
+    /// Writes a small object outside kopia's blob namespace at `key` (slash-separated,
+    /// relative to the repository root): the S3 object `<prefix><key>`, or the plain file
+    /// `<path>/<key>` (atomic, with the connection's permissions). Kopia's and arkiv's
+    /// maintenance delete only blobs with their own prefixes, so such objects stay.
+    pub async fn put_outside_blobs(&self, key: &str, data: bytes::Bytes) -> Result<()> {
+        if self.access == Access::ReadOnly {
+            return Err(Error::Config(
+                "cannot write through a read-only connection".into(),
+            ));
+        }
+        match &self.spec {
+            RepoSpec::Filesystem(p) => {
+                FilesystemStorage::open_with(p, &self.fs_options())?
+                    .put_file(key, data)
+                    .await
+            }
+            RepoSpec::S3(o) => {
+                use arkiv_engine::blob::BlobStorage as _;
+                S3Storage::new((**o).clone())?
+                    .put(&arkiv_format::ids::BlobId::new(key), data)
+                    .await
+            }
+        }
     }
 
     /// Display form of the location.
