@@ -25,6 +25,7 @@
 pub mod additional_args;
 mod backup;
 pub mod config;
+pub mod dry_run;
 pub mod features;
 pub mod jitter;
 mod maintenance;

@@ -90,7 +90,12 @@ pub(super) async fn refresh(
     fields: MarkerFields,
     stop: &CancellationToken,
 ) -> Result<(), Failure> {
-    let all = snapshots(repo, stop).await?;
+    // The snapshot just written is not in the view the repository was opened with.
+    let mut repo = repo.clone();
+    repo.refresh()
+        .await
+        .map_err(|e| Failure::engine("reading the repository for the source marker", &e))?;
+    let all = snapshots(&repo, stop).await?;
     let key = key(&identity.username, &identity.hostname);
     let conn = connection(cfg, Access::ReadWrite);
     conn.put_outside_blobs(
