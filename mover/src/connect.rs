@@ -118,6 +118,16 @@ pub struct Connection {
     pub fs_permissions: Permissions,
 }
 
+/// A file or directory mode as kopia's `--file-mode`/`--dir-mode` take it: octal digits
+/// (`0660`, `660`, `2770`), at most `07777`, not zero.
+pub fn parse_mode(s: &str) -> Option<u32> {
+    let t = s.trim();
+    let digits = t.strip_prefix("0o").unwrap_or(t);
+    u32::from_str_radix(digits, 8)
+        .ok()
+        .filter(|m| *m <= 0o7777 && *m != 0)
+}
+
 /// `ARKIV_DIRECT_IO`: direct I/O unless `0`, `off`, `false` or `no` (trimmed, any case);
 /// unset or anything else means on.
 pub fn direct_io_from_env(env: Env<'_>) -> bool {

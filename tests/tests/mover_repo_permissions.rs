@@ -2,7 +2,8 @@
 //! `arkiv` section as VolSync passes it: the repository a backup creates (and the packs,
 //! indexes and manifests of every later backup) get the configured file and directory
 //! modes, not kopia's 0600/0700, whatever the umask; the `ARKIV_REPO_*` variables do the
-//! same for a user-written job.
+//! same for a user-written job, and the `arkiv` CLI takes kopia's `--file-mode`/`--dir-mode`
+//! flags (or the variables) for what it creates.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::os::unix::fs::PermissionsExt;
@@ -71,5 +72,31 @@ fn created_repository_gets_the_configured_modes() {
     run_mover(&["backup"], &s3.backup_env()).expect_code(0);
     for (p, mode, _) in modes(&s3.repo) {
         assert_eq!(mode & 0o077, 0, "{p}");
+    }
+
+    // The CLI: kopia's flags at create, the variables for later commands.
+    let s4 = Scene::new();
+    small_tree(&s4.data, 1);
+    arkiv_tests::run_ok(
+        arkiv_tests::arkiv(&s4.repo, arkiv_tests::mover::PASSWORD).args([
+            "repository",
+            "create",
+            "--file-mode",
+            "0640",
+            "--dir-mode",
+            "0750",
+        ]),
+    );
+    arkiv_tests::run_ok(
+        arkiv_tests::arkiv(&s4.repo, arkiv_tests::mover::PASSWORD)
+            .env("ARKIV_REPO_FILE_MODE", "0640")
+            .env("ARKIV_REPO_DIR_MODE", "0750")
+            .args(["snapshot", "create"])
+            .arg(&s4.data),
+    );
+    let all = modes(&s4.repo);
+    assert!(all.iter().any(|(p, _, _)| p.contains("/p/")), "{all:?}");
+    for (p, mode, dir) in all {
+        assert_eq!(mode, if dir { 0o750 } else { 0o640 }, "{p}");
     }
 }

@@ -42,7 +42,7 @@ pub async fn plan(
     delete_extra: bool,
 ) -> Result<DryRunPlan, Failure> {
     let mut out = DryRunPlan::default();
-    let mut stack = vec![(root.clone(), String::new())];
+    let mut stack = vec![(*root, String::new())];
     while let Some((oid, rel)) = stack.pop() {
         let listing = repo
             .read_dir(&oid)
@@ -71,7 +71,7 @@ pub async fn plan(
                 Some(_) => out.overwritten += 1,
             }
             if snap_dir {
-                stack.push((entry.object.clone(), path));
+                stack.push((entry.object, path));
             }
         }
         if delete_extra {

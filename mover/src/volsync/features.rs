@@ -368,11 +368,7 @@ fn bool_var(var: &'static str, v: &str) -> Result<bool, ConfigError> {
 
 /// An octal mode as kopia's flags take it (`0660`, `660`, `2770`); at most `07777`.
 fn mode(var: &'static str, v: &str) -> Result<u32, ConfigError> {
-    let t = v.trim();
-    let digits = t.strip_prefix("0o").unwrap_or(t);
-    u32::from_str_radix(digits, 8)
-        .ok()
-        .filter(|m| *m <= 0o7777 && *m != 0)
+    crate::connect::parse_mode(v)
         .ok_or_else(|| invalid(var, v, "expected an octal mode such as 0640 or 2770"))
 }
 
