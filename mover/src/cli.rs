@@ -53,6 +53,22 @@ pub struct GlobalArgs {
     /// Host name of the acting identity (default: this machine's host name)
     #[arg(long, global = true, value_name = "HOST")]
     pub override_hostname: Option<String>,
+    /// Filesystem repositories: octal mode of files this command creates (kopia's --file-mode; default 0600) [env: ARKIV_REPO_FILE_MODE]
+    #[arg(long, global = true, value_name = "MODE", value_parser = mode_arg)]
+    pub file_mode: Option<u32>,
+    /// Filesystem repositories: octal mode of directories this command creates (kopia's --dir-mode; default 0700) [env: ARKIV_REPO_DIR_MODE]
+    #[arg(long, global = true, value_name = "MODE", value_parser = mode_arg)]
+    pub dir_mode: Option<u32>,
+    /// Filesystem repositories: owner uid of created files, with --owner-gid, as root (kopia's --owner-uid) [env: ARKIV_REPO_OWNER_UID]
+    #[arg(long, global = true, value_name = "UID")]
+    pub owner_uid: Option<u32>,
+    /// Filesystem repositories: owner gid of created files (kopia's --owner-gid) [env: ARKIV_REPO_OWNER_GID]
+    #[arg(long, global = true, value_name = "GID")]
+    pub owner_gid: Option<u32>,
+}
+
+fn mode_arg(s: &str) -> std::result::Result<u32, String> {
+    connect::parse_mode(s).ok_or_else(|| format!("{s:?} is not an octal mode such as 0640"))
 }
 
 /// Subcommands.
@@ -98,6 +114,43 @@ impl GlobalArgs {
             })?;
         let mut conn = Connection::new(RepoSpec::parse(&url, env)?, Access::ReadWrite);
         conn.direct_io = connect::direct_io_from_env(env);
+        // Kopia takes these at `repository create` and `connect`; arkiv keeps no connection
+        // file, so every command that may create files takes them.
+        let var = |k: &str| non_empty(env(k));
+        let bad = |k: &str, v: &str| {
+            CliError::new(
+                exit::CONFIG,
+                format!(
+                    "invalid {k}={v:?}: expected {}",
+                    if k.ends_with("MODE") {
+                        "an octal mode such as 0640"
+                    } else {
+                        "a numeric id"
+                    }
+                ),
+            )
+        };
+        let p = &mut conn.fs_permissions;
+        for (flag, k, slot) in [
+            (self.file_mode, "ARKIV_REPO_FILE_MODE", &mut p.file_mode),
+            (self.dir_mode, "ARKIV_REPO_DIR_MODE", &mut p.dir_mode),
+        ] {
+            match (flag, var(k)) {
+                (Some(m), _) => *slot = m,
+                (None, Some(v)) => *slot = connect::parse_mode(&v).ok_or_else(|| bad(k, &v))?,
+                (None, None) => {}
+            }
+        }
+        for (flag, k, slot) in [
+            (self.owner_uid, "ARKIV_REPO_OWNER_UID", &mut p.owner_uid),
+            (self.owner_gid, "ARKIV_REPO_OWNER_GID", &mut p.owner_gid),
+        ] {
+            *slot = match (flag, var(k)) {
+                (Some(id), _) => Some(id),
+                (None, Some(v)) => Some(v.trim().parse().map_err(|_| bad(k, &v))?),
+                (None, None) => None,
+            };
+        }
         Ok(conn)
     }
 

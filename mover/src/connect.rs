@@ -21,7 +21,7 @@ use std::sync::Arc;
 
 use arkiv_engine::blob::BlobStorage;
 use arkiv_engine::blob::cloud::{AzureOptions, CloudStorage, GcsOptions};
-use arkiv_engine::blob::filesystem::{FilesystemOptions, FilesystemStorage};
+use arkiv_engine::blob::filesystem::{FilesystemOptions, FilesystemStorage, Permissions};
 use arkiv_engine::blob::rclone::{RcloneOptions, RcloneStorage};
 use arkiv_engine::blob::readonly::ReadOnlyStorage;
 use arkiv_engine::blob::s3::{S3Options, S3Storage};
@@ -153,6 +153,19 @@ pub struct Connection {
     pub cache_dir: Option<PathBuf>,
     /// Write packs into a filesystem repository with `O_DIRECT` where the filesystem allows.
     pub direct_io: bool,
+    /// Modes and owner of the files and directories a filesystem repository gets (kopia's
+    /// `--file-mode`, `--dir-mode`, `--owner-uid`, `--owner-gid`).
+    pub fs_permissions: Permissions,
+}
+
+/// A file or directory mode as kopia's `--file-mode`/`--dir-mode` take it: octal digits
+/// (`0660`, `660`, `2770`), at most `07777`, not zero.
+pub fn parse_mode(s: &str) -> Option<u32> {
+    let t = s.trim();
+    let digits = t.strip_prefix("0o").unwrap_or(t);
+    u32::from_str_radix(digits, 8)
+        .ok()
+        .filter(|m| *m <= 0o7777 && *m != 0)
 }
 
 /// `ARKIV_DIRECT_IO`: direct I/O unless `0`, `off`, `false` or `no` (trimmed, any case);
@@ -175,13 +188,40 @@ impl Connection {
             clock: Arc::new(SystemClock),
             cache_dir: None,
             direct_io: true,
+            fs_permissions: Permissions::default(),
         }
     }
 
     fn fs_options(&self) -> FilesystemOptions {
         let mut o = FilesystemOptions::default();
         o.direct_io = self.direct_io;
+        o.permissions = self.fs_permissions;
         o
+    }
+
+    /// Writes a small object outside kopia's blob namespace at `key` (slash-separated,
+    /// relative to the repository root): the S3 object `<prefix><key>`, or the plain file
+    /// `<path>/<key>` (atomic, with the connection's permissions). Kopia's and arkiv's
+    /// maintenance delete only blobs with their own prefixes, so such objects stay.
+    pub async fn put_outside_blobs(&self, key: &str, data: bytes::Bytes) -> Result<()> {
+        if self.access == Access::ReadOnly {
+            return Err(Error::Config(
+                "cannot write through a read-only connection".into(),
+            ));
+        }
+        match &self.spec {
+            RepoSpec::Filesystem(p) => {
+                FilesystemStorage::open_with(p, &self.fs_options())?
+                    .put_file(key, data)
+                    .await
+            }
+            RepoSpec::S3(o) => {
+                use arkiv_engine::blob::BlobStorage as _;
+                S3Storage::new((**o).clone())?
+                    .put(&arkiv_format::ids::BlobId::new(key), data)
+                    .await
+            }
+        }
     }
 
     /// Display form of the location.

@@ -25,7 +25,11 @@
 pub mod additional_args;
 mod backup;
 pub mod config;
+pub mod dry_run;
+pub mod features;
+pub mod jitter;
 mod maintenance;
+pub mod marker;
 mod restore;
 
 use std::path::Path;
@@ -420,6 +424,7 @@ fn connection(cfg: &MoverConfig, access: Access) -> Connection {
     };
     let mut conn = Connection::new(spec, access);
     conn.direct_io = cfg.direct_io;
+    conn.fs_permissions = cfg.features.repo_permissions;
     conn.clock = match cfg.test_now {
         Some(t) => Arc::new(ManualClock::new(t)) as SharedClock,
         None => Arc::new(SystemClock),

@@ -123,11 +123,94 @@ pub struct FilesystemOptions {
     /// Write large aligned blobs (packs) with `O_DIRECT` where the filesystem allows it
     /// (default); off: buffered writes only.
     pub direct_io: bool,
+    /// Modes and owner of the files and directories this storage creates.
+    pub permissions: Permissions,
 }
 
 impl Default for FilesystemOptions {
     fn default() -> Self {
-        FilesystemOptions { direct_io: true }
+        FilesystemOptions {
+            direct_io: true,
+            permissions: Permissions::default(),
+        }
+    }
+}
+
+/// Modes and owner of newly created files and directories: kopia's filesystem options
+/// `--file-mode`, `--dir-mode`, `--owner-uid`, `--owner-gid` (kopia
+/// `repo/blob/filesystem/filesystem_options.go`: `fileMode`, `dirMode`, `uid`, `gid`).
+///
+/// Same semantics as kopia, with one difference said here: kopia passes the modes to
+/// `open`/`mkdir`, so the process umask still removes bits (a container's umask 022 turns
+/// 0660 into 0640); arkiv sets the modes exactly (`fchmod`/`chmod` after creating), which is
+/// what a repository shared by several uids needs. As in kopia, the owner is changed only
+/// when both ids are given and the process runs as root; a failed `chown` is logged, not
+/// fatal. Existing files and directories are never changed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Permissions {
+    /// Mode of new files (kopia's default 0600).
+    pub file_mode: u32,
+    /// Mode of new directories (kopia's default 0700).
+    pub dir_mode: u32,
+    /// Owner uid of new files and directories.
+    pub owner_uid: Option<u32>,
+    /// Owner gid of new files and directories.
+    pub owner_gid: Option<u32>,
+}
+
+impl Default for Permissions {
+    fn default() -> Self {
+        Permissions {
+            file_mode: FILE_MODE,
+            dir_mode: DIR_MODE,
+            owner_uid: None,
+            owner_gid: None,
+        }
+    }
+}
+
+impl Permissions {
+    /// True when the modes differ from kopia's defaults or an owner is given: the modes are
+    /// then set explicitly (a default-mode repository keeps kopia's exact behaviour).
+    fn explicit(&self) -> bool {
+        *self != Permissions::default()
+    }
+
+    /// Applies mode and owner to a file or directory this storage just created.
+    fn apply(&self, path: &Path, mode: u32) -> std::io::Result<()> {
+        use std::os::unix::fs::PermissionsExt;
+        if self.explicit() {
+            std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))?;
+        }
+        if let (Some(uid), Some(gid)) = (self.owner_uid, self.owner_gid) {
+            if nix::unistd::geteuid().is_root() {
+                if let Err(e) = std::os::unix::fs::chown(path, Some(uid), Some(gid)) {
+                    tracing::warn!("cannot change the owner of {}: {e}", path.display());
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Creates `dir` and its missing parents under `root` with [`Permissions::dir_mode`].
+    fn create_dirs(&self, root: &Path, dir: &Path) -> std::io::Result<()> {
+        let mut missing = Vec::new();
+        let mut cur = dir;
+        while !cur.exists() {
+            missing.push(cur.to_path_buf());
+            match cur.parent() {
+                Some(p) if cur != root => cur = p,
+                _ => break,
+            }
+        }
+        for d in missing.iter().rev() {
+            match std::fs::DirBuilder::new().mode(self.dir_mode).create(d) {
+                Ok(()) => self.apply(d, self.dir_mode)?,
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(())
     }
 }
 
@@ -144,6 +227,8 @@ pub struct FilesystemStorage {
     params: ShardParameters,
     /// Off once direct I/O was refused (shared by clones) or when turned off.
     direct_io: Switch,
+    /// Modes and owner of what this storage creates.
+    perms: Permissions,
 }
 
 impl FilesystemStorage {
@@ -181,6 +266,7 @@ impl FilesystemStorage {
             root,
             params,
             direct_io: Switch::new(opts.direct_io),
+            perms: opts.permissions,
         })
     }
 
@@ -204,15 +290,20 @@ impl FilesystemStorage {
     /// [`Self::create`] with `opts`.
     pub fn create_with(root: impl Into<PathBuf>, opts: &FilesystemOptions) -> Result<Self> {
         let root = root.into();
-        std::fs::DirBuilder::new()
-            .recursive(true)
-            .mode(DIR_MODE)
-            .create(&root)
-            .map_err(|e| storage_err(&root, "create", "", &e))?;
+        let perms = &opts.permissions;
+        if perms.explicit() {
+            perms.create_dirs(Path::new("/"), &root)
+        } else {
+            std::fs::DirBuilder::new()
+                .recursive(true)
+                .mode(DIR_MODE)
+                .create(&root)
+        }
+        .map_err(|e| storage_err(&root, "create", "", &e))?;
         let shards = root.join(SHARDS_FILE);
         if !shards.exists() {
             let params = ShardParameters::kopia_default();
-            write_atomic(&root, &shards, &params.to_file_bytes())
+            write_atomic_with(&root, &shards, &params.to_file_bytes(), None, perms)
                 .map_err(|e| storage_err(&root, "create", SHARDS_FILE, &e))?;
         }
         Self::open_with(root, opts)
@@ -253,6 +344,35 @@ impl FilesystemStorage {
 
     fn err(&self, op: &'static str, target: &str, e: &std::io::Error) -> Error {
         storage_err(&self.root, op, target, e)
+    }
+
+    /// Writes a plain file at `rel` (slash-separated, relative to the root), atomically and
+    /// with this storage's permissions: for objects outside kopia's blob namespace, such as
+    /// arkiv's source markers. The name must not end in `.f` and no component may start with
+    /// `.`, so neither kopia's listing nor arkiv's ever takes it for a blob.
+    pub async fn put_file(&self, rel: &str, data: Bytes) -> Result<()> {
+        let bad = rel.is_empty()
+            || rel.ends_with(BLOB_SUFFIX)
+            || rel
+                .split('/')
+                .any(|c| c.is_empty() || c.starts_with('.') || c.contains('\\'));
+        if bad {
+            return Err(Error::Storage {
+                storage: self.describe(),
+                op: "put_file",
+                target: rel.to_owned(),
+                kind: ErrorKind::Config,
+                message: "not a plain relative file name outside the blob namespace".into(),
+            });
+        }
+        let path = self.root.join(rel);
+        let this = self.clone();
+        let rel = rel.to_owned();
+        blocking(move || {
+            write_atomic_with(&this.root, &path, &data, None, &this.perms)
+                .map_err(|e| this.err("put_file", &rel, &e))
+        })
+        .await
     }
 }
 
@@ -298,12 +418,8 @@ fn random_suffix() -> String {
 }
 
 /// Writes `data` to `path` atomically: temp file in the same directory, fsync, rename,
-/// fsync of the directory. Creates missing parent directories (mode 0700).
-fn write_atomic(root: &Path, path: &Path, data: &[u8]) -> std::io::Result<()> {
-    write_atomic_with(root, path, data, None)
-}
-
-/// [`write_atomic`], with `O_DIRECT` when `direct` is given and on, `data` is long enough
+/// fsync of the directory. Creates missing parent directories (`perms`: mode 0700 unless
+/// set otherwise). With `O_DIRECT` when `direct` is given and on, `data` is long enough
 /// and starts on an aligned address. A refusal (`EINVAL`: the filesystem or the
 /// alignment) turns `direct` off and the blob is written again, buffered.
 fn write_atomic_with(
@@ -311,6 +427,7 @@ fn write_atomic_with(
     path: &Path,
     data: &[u8],
     direct: Option<&Switch>,
+    perms: &Permissions,
 ) -> std::io::Result<()> {
     let dir = path.parent().unwrap_or(root);
     let file_name = path
@@ -327,16 +444,20 @@ fn write_atomic_with(
         std::fs::OpenOptions::new()
             .write(true)
             .create_new(true)
-            .mode(FILE_MODE)
+            .mode(perms.file_mode)
             .custom_flags(direct_io::open_flags(direct))
             .open(p)
     };
     let opened = match open(&tmp, direct.is_some()) {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            std::fs::DirBuilder::new()
-                .recursive(true)
-                .mode(DIR_MODE)
-                .create(dir)?;
+            if perms.explicit() {
+                perms.create_dirs(root, dir)?;
+            } else {
+                std::fs::DirBuilder::new()
+                    .recursive(true)
+                    .mode(DIR_MODE)
+                    .create(dir)?;
+            }
             open(&tmp, direct.is_some())
         }
         r => r,
@@ -345,7 +466,7 @@ fn write_atomic_with(
         (Ok(f), _) => f,
         (Err(e), Some(switch)) if direct_io::is_refusal(&e) => {
             switch.refused(&e);
-            return write_atomic_with(root, path, data, None);
+            return write_atomic_with(root, path, data, None, perms);
         }
         (Err(e), _) => return Err(e),
     };
@@ -355,6 +476,7 @@ fn write_atomic_with(
         } else {
             f.write_all(data)?;
         }
+        perms.apply(&tmp, perms.file_mode)?;
         f.sync_all()?;
         drop(f);
         std::fs::rename(&tmp, path)?;
@@ -365,7 +487,7 @@ fn write_atomic_with(
         (Err(e), Some(switch)) if direct_io::is_refusal(&e) => {
             let _ = std::fs::remove_file(&tmp);
             switch.refused(&e);
-            write_atomic_with(root, path, data, None)
+            write_atomic_with(root, path, data, None, perms)
         }
         (Err(e), _) => {
             let _ = std::fs::remove_file(&tmp);
@@ -543,7 +665,7 @@ impl BlobStorage for FilesystemStorage {
         let this = self.clone();
         let id = id.clone();
         blocking(move || {
-            write_atomic_with(&this.root, &path, &data, Some(&this.direct_io))
+            write_atomic_with(&this.root, &path, &data, Some(&this.direct_io), &this.perms)
                 .map_err(|e| this.err("put", id.as_str(), &e))
         })
         .await
@@ -720,7 +842,13 @@ mod tests {
         let path = s.blob_path(&BlobId::from("pfallback0123456789")).unwrap();
         let switch = Switch::new(true);
         FORCE_DIRECT.set(true);
-        let r = write_atomic_with(s.root(), &path, &data, Some(&switch));
+        let r = write_atomic_with(
+            s.root(),
+            &path,
+            &data,
+            Some(&switch),
+            &Permissions::default(),
+        );
         FORCE_DIRECT.set(false);
         r.unwrap();
         assert!(std::fs::read(&path).unwrap() == data[..]);
@@ -750,5 +878,49 @@ mod tests {
         assert!(!o.direct_io());
         let o = FilesystemStorage::create_with(dir.path().join("other"), &off).unwrap();
         assert!(!o.direct_io());
+    }
+
+    #[tokio::test]
+    async fn permissions_apply_to_new_files_and_directories() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o7777;
+        let mut opts = FilesystemOptions::default();
+        opts.permissions.file_mode = 0o660;
+        opts.permissions.dir_mode = 0o2770;
+        let root = dir.path().join("shared/repo");
+        let s = FilesystemStorage::create_with(&root, &opts).unwrap();
+        assert_eq!(mode(&root), 0o2770);
+        assert_eq!(mode(&dir.path().join("shared")), 0o2770);
+        assert_eq!(mode(&root.join(SHARDS_FILE)), 0o660);
+        let id = BlobId::from("p0123456789abcdef0123456789abcdef");
+        s.put(&id, Bytes::from_static(b"pack")).await.unwrap();
+        let path = s.blob_path(&id).unwrap();
+        assert_eq!(mode(&path), 0o660, "exact mode, whatever the umask");
+        assert_eq!(mode(path.parent().unwrap()), 0o2770);
+        assert_eq!(mode(path.parent().unwrap().parent().unwrap()), 0o2770);
+
+        // Defaults stay kopia's 0600/0700.
+        let d = FilesystemStorage::create(dir.path().join("plain")).unwrap();
+        d.put(&id, Bytes::from_static(b"pack")).await.unwrap();
+        assert_eq!(mode(&d.blob_path(&id).unwrap()) & 0o077, 0);
+    }
+
+    #[tokio::test]
+    async fn plain_files_stay_outside_the_blob_namespace() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = FilesystemStorage::create(dir.path().join("repo")).unwrap();
+        s.put_file("arkiv-sources/app@media", Bytes::from_static(b"{}"))
+            .await
+            .unwrap();
+        assert_eq!(
+            std::fs::read(s.root().join("arkiv-sources/app@media")).unwrap(),
+            b"{}"
+        );
+        assert!(s.list("").await.unwrap().is_empty(), "not a blob");
+        for bad in ["", "a/.hidden", "x/../y", "a//b", "p1234.f", "/abs"] {
+            let e = s.put_file(bad, Bytes::new()).await.unwrap_err();
+            assert_eq!(e.kind(), ErrorKind::Config, "{bad:?}");
+        }
     }
 }

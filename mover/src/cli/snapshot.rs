@@ -10,6 +10,7 @@ use anyhow::Result;
 use arkiv_engine::repo::Snapshot;
 use arkiv_engine::snapshot::select;
 use arkiv_engine::snapshot::upload::{UploadOptions, UploadProgress, snapshot_directory};
+use arkiv_format::gojson;
 use arkiv_format::snapshot::SourceInfo;
 use clap::{Args, Subcommand};
 
@@ -26,6 +27,17 @@ pub enum SnapshotCommand {
     List(SnapshotListArgs),
     /// Snapshot a directory.
     Create(SnapshotCreateArgs),
+    /// Exit 0 when a source has at least one snapshot, 3 when it has none (for scripts and
+    /// admission checks).
+    Exists(SnapshotExistsArgs),
+}
+
+/// `arkiv snapshot exists`
+#[derive(Debug, Args)]
+pub struct SnapshotExistsArgs {
+    /// The source (USER@HOST:/PATH)
+    #[arg(long)]
+    pub source: String,
 }
 
 /// `arkiv snapshot create`
@@ -75,6 +87,7 @@ pub async fn run(g: &GlobalArgs, env: Env<'_>, cmd: SnapshotCommand) -> Result<i
     match cmd {
         SnapshotCommand::List(a) => list(g, env, a).await,
         SnapshotCommand::Create(a) => create(g, env, a).await,
+        SnapshotCommand::Exists(a) => exists(g, env, a).await,
     }
 }
 
@@ -238,4 +251,27 @@ async fn list(g: &GlobalArgs, env: Env<'_>, a: SnapshotListArgs) -> Result<i32> 
         out.write_all(text::snapshot_list_text(&selected).as_bytes())?;
     }
     Ok(exit::OK)
+}
+
+/// `arkiv snapshot exists`: one line on stdout, exit 0 (has snapshots) or 3 (none, or no
+/// repository at the location).
+async fn exists(g: &GlobalArgs, env: Env<'_>, a: SnapshotExistsArgs) -> Result<i32> {
+    let source = parse_source(&a.source)?;
+    let repo = g.open(env).await?;
+    let snapshots = repo.snapshots().await?;
+    let eligible = select::eligible(&snapshots, &source);
+    match eligible.iter().map(|s| s.manifest.start_time).max() {
+        Some(newest) => {
+            println!(
+                "{source}: {} snapshot(s), newest started {}",
+                eligible.len(),
+                gojson::time::format_cli(&newest)
+            );
+            Ok(exit::OK)
+        }
+        None => {
+            println!("{source}: no snapshots");
+            Ok(exit::NOT_FOUND)
+        }
+    }
 }

@@ -43,6 +43,7 @@ pub(super) async fn run(
         println!("{}", report::EMPTY_SOURCE);
         return Ok(());
     }
+    super::jitter::wait(&cfg.features.jitter, &b.identity.to_string(), stop).await?;
     let repo = connect_or_create(cfg, b, stop).await?;
     println!(
         "{}",
@@ -140,6 +141,9 @@ pub(super) async fn run(
     println!("{}", report::SNAPSHOT_CREATED);
 
     retention(b, &repo, &source, stop).await?;
+    if let Some(fields) = cfg.features.source_marker {
+        super::marker::refresh(cfg, &repo, &b.identity, fields, stop).await?;
+    }
 
     if let Some(script) = &b.after_snapshot {
         println!("INFO: running KOPIA_AFTER_SNAPSHOT");

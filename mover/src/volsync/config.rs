@@ -81,6 +81,7 @@
 //! | `HTTP_PROXY`▸`http_proxy`, `HTTPS_PROXY`▸`https_proxy`, `NO_PROXY`▸`no_proxy` | unset | read ([`Secret`]: URLs may hold credentials), not applied: a set proxy is named in a warning |
 //! | `version`, `builddate` | unset | printed in the start-up banner |
 //! | `ARKIV_DIRECT_IO` | on | `off` (or `0`, `false`, `no`) ⇒ buffered writes instead of `O_DIRECT` for packs and large restored files |
+//! | `KOPIA_MANUAL_CONFIG.arkiv`, `ARKIV_SOURCE_MARKER`, `ARKIV_JITTER_*`, `ARKIV_PUSHGATEWAY_URL`, `ARKIV_METRICS_TEXTFILE`, `ARKIV_RESTORE_DRY_RUN`, `ARKIV_REPO_*` | off | arkiv's opt-in features: see [`super::features`] |
 //! | `ARKIV_TEST_NOW` | unset | tests only: an RFC 3339 time the mover's clock stands still at (snapshot times, retention); junk ⇒ error |
 
 use std::fmt;
@@ -403,6 +404,9 @@ pub struct MoverConfig {
     pub warnings: Vec<String>,
     /// The operation and its own settings.
     pub operation: OperationConfig,
+    /// arkiv's opt-in features (`KOPIA_MANUAL_CONFIG.arkiv`, `ARKIV_*`; see
+    /// [`super::features`]).
+    pub features: super::features::Features,
 }
 
 impl MoverConfig {
@@ -711,6 +715,8 @@ impl MoverConfig {
             None => ManualConfig::default(),
         };
 
+        let features = super::features::read(env, &mut vars.warnings)?;
+
         let test_now = match vars.get("ARKIV_TEST_NOW") {
             None => None,
             Some(v) => Some(
@@ -743,6 +749,7 @@ impl MoverConfig {
             direct_io: crate::connect::direct_io_from_env(env),
             operation,
             warnings: vars.warnings,
+            features,
         })
     }
 }
@@ -1203,6 +1210,9 @@ fn parse_manual_config(json: &str, warnings: &mut Vec<String>) -> ManualConfig {
         return out;
     };
     for (section, body) in top {
+        if section == "arkiv" {
+            continue; // arkiv's own settings: read by `super::features`
+        }
         if !matches!(
             section.as_str(),
             "encryption" | "splitter" | "compression" | "caching"

@@ -71,6 +71,9 @@ pub(super) async fn run(
         return Ok(());
     };
     println!("{}", report::selected_snapshot(&snap.id.to_string()));
+    if cfg.features.restore_dry_run {
+        return dry_run(repo, snap, data, r).await;
+    }
     println!(
         "INFO: restoring snapshot of {source} started {} into {}{}",
         gojson::time::format(&snap.manifest.start_time),
@@ -105,6 +108,37 @@ pub(super) async fn run(
     println!("INFO: restored {}", text::restore_stats(&stats));
     sync_dir(data)?;
     println!("{}", report::RESTORE_COMPLETED);
+    Ok(())
+}
+
+/// `restoreDryRun`: says what the restore would do, changes nothing in `data`.
+async fn dry_run(
+    repo: &Repository,
+    snap: &Snapshot,
+    data: &Path,
+    r: &RestoreConfig,
+) -> Result<(), Failure> {
+    println!(
+        "INFO: DRY RUN: would restore snapshot {} of {} started {} (selection: previous={}{}) \
+         into {}",
+        snap.id,
+        snap.manifest.source,
+        gojson::time::format(&snap.manifest.start_time),
+        r.selection.previous,
+        r.selection
+            .restore_as_of
+            .map(|t| format!(", as of {}", t.to_rfc3339()))
+            .unwrap_or_default(),
+        data.display()
+    );
+    let root = snap
+        .root()
+        .map_err(|e| Failure::engine("reading the snapshot", &e))?;
+    let plan = super::dry_run::plan(repo, &root.object, data, r.enable_file_deletion).await?;
+    for line in plan.lines(r.enable_file_deletion) {
+        println!("INFO: {line}");
+    }
+    println!("INFO: DRY RUN: nothing was changed in {}", data.display());
     Ok(())
 }
 
