@@ -221,6 +221,20 @@ impl Connection {
                     .put(&arkiv_format::ids::BlobId::new(key), data)
                     .await
             }
+            // Azure and GCS name objects `<prefix><blob id>` like S3, so the key is the
+            // object's name under the prefix.
+            RepoSpec::Azure(_) | RepoSpec::Gcs(_) => {
+                remote_storage(&self.spec)
+                    .await?
+                    .put(&arkiv_format::ids::BlobId::new(key), data)
+                    .await
+            }
+            // The WebDAV layout shards every blob name, so a predictable key has no place.
+            RepoSpec::WebDav(_) | RepoSpec::Rclone(_) => Err(Error::Config(format!(
+                "objects outside the blob namespace (such as {key}) are written only to \
+                 filesystem, S3, Azure and GCS repositories, not to {}",
+                self.spec.describe()
+            ))),
         }
     }
 
