@@ -75,6 +75,7 @@ async fn main() -> Res<()> {
     for name in REPOS {
         seed_repo(&mut c, &fixtures.join(name)).await?;
     }
+    seed_repo_c_streams(&mut c, &fixtures.join("repo-c")).await?;
     seed_object_ids(&mut c, &fixtures)?;
     seed_synthetic(&mut c)?;
     for (target, names) in &c.counts {
@@ -204,6 +205,33 @@ async fn seed_repo(c: &mut Corpus, dir: &Path) -> Res<()> {
     Ok(())
 }
 
+/// repo-c's compressed contents, which kopia 0.20.1 wrote with each of its 18 compressors:
+/// every payload seeds `compression`; the bare S2 and lz4 streams (header stripped) seed the
+/// `s2` and `lz4` targets.
+async fn seed_repo_c_streams(c: &mut Corpus, dir: &Path) -> Res<()> {
+    if !dir.is_dir() {
+        return Err(format!("no fixture repo-c at {}", dir.display()).into());
+    }
+    let storage: Arc<dyn BlobStorage> = Arc::new(FilesystemStorage::open(dir)?);
+    let repo = Repository::open(storage, "fixture-password-c", OpenOptions::default()).await?;
+    let infos: Vec<Info> = repo.indexes().iter(false).collect::<Result<_, _>>()?;
+    for info in infos.iter().filter(|i| i.compression_header_id != 0) {
+        let payload = repo.content_reader().fetch_payload(info).await?;
+        let plain = repo
+            .content_reader()
+            .cipher()
+            .decrypt(info.content_id.iv(), &payload)?;
+        c.add("compression", &plain)?;
+        let stream = &plain[compression::HEADER_LEN..];
+        match info.compression_header_id {
+            0x1200..=0x1203 => c.add("s2", stream)?,
+            0x1400 => c.add("lz4", stream)?,
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
 /// Every object ID kopia printed (`ls -l -r -o`) and every content ID it listed.
 fn seed_object_ids(c: &mut Corpus, fixtures: &Path) -> Res<()> {
     for entry in std::fs::read_dir(fixtures.join("expected"))? {
@@ -237,6 +265,10 @@ fn seed_synthetic(c: &mut Corpus) -> Res<()> {
         for s in samples {
             c.add("compression", &compression::compress(alg, s)?)?;
         }
+    }
+    for s in samples {
+        let ours = compression::compress(CompressionAlgorithm::S2Default, s)?;
+        c.add("s2", &ours[compression::HEADER_LEN..])?;
     }
     for id in [
         "",

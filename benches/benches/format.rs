@@ -1,5 +1,5 @@
 //! Codec throughput (`arkiv-format`): splitter, content hashing, compress+encrypt per zstd
-//! level, and index lookups. Pure CPU, no I/O.
+//! level, compress and decompress per kopia compressor, and index lookups. Pure CPU, no I/O.
 
 #![expect(clippy::unwrap_used, reason = "benchmark setup")]
 
@@ -117,6 +117,52 @@ fn compress_encrypt(c: &mut Criterion) {
     }
 }
 
+/// Every kopia compressor on the mixed 4 MiB chunk: `codec_compress_4MiB/<name>` and
+/// `codec_decompress_4MiB/<name>` (zstd-fastest is the row to compare with). lz4 is read only:
+/// its input is an LZ4 frame made by `lz4_flex`, as kopia 0.20–0.22 stored them.
+fn codecs(c: &mut Criterion) {
+    let data = mixed(4 * MIB);
+    let stored: Vec<(CompressionAlgorithm, Vec<u8>)> = CompressionAlgorithm::all()
+        .map(|a| {
+            let s = if a.is_supported() {
+                compression::compress(a, &data).unwrap()
+            } else {
+                let mut enc =
+                    lz4_flex::frame::FrameEncoder::new(a.header_id().to_be_bytes().to_vec());
+                std::io::Write::write_all(&mut enc, &data).unwrap();
+                enc.finish().unwrap()
+            };
+            eprintln!(
+                "codec_4MiB/{}: ratio {:.2}x",
+                a.name(),
+                data.len() as f64 / s.len() as f64
+            );
+            (a, s)
+        })
+        .collect();
+    let mut g = c.benchmark_group("codec_compress_4MiB");
+    g.throughput(Throughput::Bytes(data.len() as u64));
+    g.sample_size(10);
+    for (a, _) in stored.iter().filter(|(a, _)| a.is_supported()) {
+        g.bench_function(BenchmarkId::from_parameter(a.name()), |b| {
+            b.iter(|| black_box(compression::compress(*a, black_box(&data)).unwrap().len()))
+        });
+    }
+    g.finish();
+    let mut g = c.benchmark_group("codec_decompress_4MiB");
+    g.throughput(Throughput::Bytes(data.len() as u64));
+    g.sample_size(10);
+    for (a, s) in &stored {
+        g.bench_function(BenchmarkId::from_parameter(a.name()), |b| {
+            b.iter(|| {
+                let out = compression::decompress(black_box(s), Some(a.header_id()), data.len());
+                black_box(out.unwrap().len())
+            })
+        });
+    }
+    g.finish();
+}
+
 fn content_id(i: u64) -> ContentId {
     let mut h = [0u8; 16];
     // SplitMix64-style spread so IDs are uniformly distributed
@@ -174,6 +220,6 @@ criterion_group! {
     config = Criterion::default()
         .warm_up_time(std::time::Duration::from_secs(1))
         .measurement_time(std::time::Duration::from_secs(3));
-    targets = splitter, hashing, compress_encrypt, index_lookup
+    targets = splitter, hashing, compress_encrypt, codecs, index_lookup
 }
 criterion_main!(benches);

@@ -51,6 +51,9 @@ pub struct VerifyReport {
     pub bytes_read: u64,
     /// One line per problem.
     pub problems: Vec<String>,
+    /// How many of `problems` are data arkiv cannot read rather than damage (e.g. a content
+    /// whose compression header is no kopia compressor): exit 6, not "corrupt data".
+    pub unsupported: u64,
 }
 
 /// Whether a content falls into the sampled share (stable across runs).
@@ -147,7 +150,7 @@ pub async fn verify(repo: &Repository, opts: &VerifyOptions) -> Result<VerifyRep
                                 stack.push((format!("{path}/{}", child.name), child));
                             }
                         }
-                        Err(e) => report.problems.push(format!("{path}: {e}")),
+                        Err(e) => report.problem(format!("{path}: {e}"), &e),
                     }
                 }
                 EntryType::File | EntryType::Symlink => {
@@ -199,21 +202,65 @@ pub async fn verify(repo: &Repository, opts: &VerifyOptions) -> Result<VerifyRep
                 report.contents_read += 1;
                 report.bytes_read += n as u64;
             }
-            Err(e) => report.problems.push(format!("object {oid}: {e}")),
+            Err(e) => report.problem(format!("object {oid}: {e}"), &e),
         }
     }
     Ok(report)
 }
 
 impl VerifyReport {
-    /// Turns a report with problems into an error carrying the count and the first one.
-    pub fn into_result(self) -> Result<VerifyReport> {
-        match self.problems.first() {
-            None => Ok(self),
-            Some(first) => Err(Error::Corrupt(format!(
-                "verification found {} problem(s); first: {first}",
-                self.problems.len()
-            ))),
+    /// Records a problem line caused by `e`, counting what is unsupported rather than corrupt.
+    fn problem(&mut self, line: String, e: &Error) {
+        if e.kind() == crate::ErrorKind::Unsupported {
+            self.unsupported += 1;
         }
+        self.problems.push(line);
+    }
+
+    /// Turns a report with problems into an error carrying the count and the first one:
+    /// `Unsupported` when every problem is something arkiv cannot read (such as an unknown
+    /// compressor), `Corrupt` otherwise.
+    pub fn into_result(self) -> Result<VerifyReport> {
+        let Some(first) = self.problems.first() else {
+            return Ok(self);
+        };
+        let msg = format!(
+            "verification found {} problem(s); first: {first}",
+            self.problems.len()
+        );
+        if self.unsupported == self.problems.len() as u64 {
+            Err(Error::Unsupported(msg))
+        } else {
+            Err(Error::Corrupt(msg))
+        }
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::indexing_slicing)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unknown_compressor_is_unsupported_not_corrupt() {
+        // A content whose compression header is no kopia compressor (0x7700).
+        let e = arkiv_format::compression::decompress(&[0, 0, 0x77, 0, 1], Some(0x7700), 10)
+            .unwrap_err();
+        let unknown = Error::format("content c in pack p", e);
+        let mut r = VerifyReport::default();
+        r.problem(format!("object o: {unknown}"), &unknown);
+        assert!(
+            r.problems[0].contains("unsupported compression: header 00007700"),
+            "{}",
+            r.problems[0]
+        );
+        assert!(matches!(
+            r.clone().into_result(),
+            Err(Error::Unsupported(_))
+        ));
+        let bad = Error::Corrupt("checksum".into());
+        r.problem("x: corrupt".into(), &bad);
+        assert_eq!(r.unsupported, 1);
+        assert!(matches!(r.into_result(), Err(Error::Corrupt(_))));
     }
 }

@@ -9,11 +9,17 @@
 //! * zstd: zstd frames. Kopia uses klauspost presets; we map fastest→1, default→3,
 //!   better→7, best→11 (FORMAT.md §20: the mapping is approximate and irrelevant to readers).
 //! * deflate: raw RFC 1951.
-//! * s2 (klauspost S2 stream) is not implemented; lz4 was removed in kopia v0.23.0.
-//!   Both yield [`Error::Unsupported`].
+//! * s2 (all four names): klauspost's S2 stream, read and written by `compression/s2.rs`
+//!   (its docs describe the format and why it is hand-written).
+//! * lz4: the LZ4 frame format (kopia 0.20–0.22 wrote it with `pierrec/lz4`'s frame writer),
+//!   read with `lz4_flex`. Kopia 0.23 removed it; we read it and never write it
+//!   ([`CompressionAlgorithm::is_supported`] is false, so callers pick another compressor).
 //!
 //! Decompression is bounded by a caller-provided maximum output size so that hostile
-//! payloads ("zip bombs") cannot exhaust memory.
+//! payloads ("zip bombs") cannot exhaust memory. A header ID that is no kopia compressor is
+//! [`Error::Unsupported`] ("unsupported compression: header …"), never corrupt data.
+
+mod s2;
 
 use std::fmt;
 use std::io::{Read, Write};
@@ -42,13 +48,13 @@ pub enum CompressionAlgorithm {
     ZstdBetterCompression,
     /// `zstd-best-compression`, header `0x1103` (deprecated for new writes, still readable).
     ZstdBestCompression,
-    /// `s2-default`, header `0x1200` (not implemented here).
+    /// `s2-default`, header `0x1200`.
     S2Default,
-    /// `s2-better`, header `0x1201` (not implemented here).
+    /// `s2-better`, header `0x1201`.
     S2Better,
-    /// `s2-parallel-4`, header `0x1202` (not implemented here).
+    /// `s2-parallel-4`, header `0x1202`.
     S2Parallel4,
-    /// `s2-parallel-8`, header `0x1203` (not implemented here).
+    /// `s2-parallel-8`, header `0x1203`.
     S2Parallel8,
     /// `pgzip`, header `0x1300`.
     Pgzip,
@@ -56,7 +62,7 @@ pub enum CompressionAlgorithm {
     PgzipBestSpeed,
     /// `pgzip-best-compression`, header `0x1302`.
     PgzipBestCompression,
-    /// `lz4`, header `0x1400`: removed in kopia v0.23.0, which refuses it; ID reserved.
+    /// `lz4`, header `0x1400`: removed in kopia v0.23.0; read here, never written.
     Lz4,
     /// `deflate-default`, header `0x1500`.
     DeflateDefault,
@@ -100,7 +106,9 @@ enum Family {
     Gzip(u32),
     Zstd(i32),
     Deflate(u32),
-    Unsupported,
+    S2,
+    /// Read only.
+    Lz4,
 }
 
 impl CompressionAlgorithm {
@@ -136,9 +144,10 @@ impl CompressionAlgorithm {
             .unwrap_or(0)
     }
 
-    /// True when this crate can compress and decompress it (everything but s2 and lz4).
+    /// True when this crate can write it (compress; every kopia compressor but `lz4`, which
+    /// kopia 0.23 no longer writes either). Every algorithm can be read ([`decompress`]).
     pub fn is_supported(self) -> bool {
-        !matches!(self.family(), Family::Unsupported)
+        !matches!(self.family(), Family::Lz4)
     }
 
     /// True for the algorithms kopia marks deprecated (`zstd-best-compression`, `lz4`).
@@ -158,9 +167,8 @@ impl CompressionAlgorithm {
             A::DeflateDefault => Family::Deflate(6),
             A::DeflateBestSpeed => Family::Deflate(1),
             A::DeflateBestCompression => Family::Deflate(9),
-            A::S2Default | A::S2Better | A::S2Parallel4 | A::S2Parallel8 | A::Lz4 => {
-                Family::Unsupported
-            }
+            A::S2Default | A::S2Better | A::S2Parallel4 | A::S2Parallel8 => Family::S2,
+            A::Lz4 => Family::Lz4,
         }
     }
 }
@@ -207,6 +215,12 @@ pub fn compress_into(alg: CompressionAlgorithm, data: &[u8], out: &mut Vec<u8>) 
 /// Like [`compress_into`], appending the header and compressed bytes to `out` (so callers
 /// can leave room in front, e.g. for a nonce).
 pub fn compress_append(alg: CompressionAlgorithm, data: &[u8], out: &mut Vec<u8>) -> Result<()> {
+    if !alg.is_supported() {
+        return Err(Error::unsupported(
+            "compression",
+            format!("{alg} (read only: kopia 0.23 removed it)"),
+        ));
+    }
     out.extend_from_slice(&alg.header_id().to_be_bytes());
     let io_err = |e: std::io::Error| Error::invalid("compression", e.to_string());
     match alg.family() {
@@ -223,7 +237,9 @@ pub fn compress_append(alg: CompressionAlgorithm, data: &[u8], out: &mut Vec<u8>
             Ok(())
         }
         Family::Zstd(level) => zstd_compress(level, data, out).map_err(io_err),
-        Family::Unsupported => Err(Error::unsupported("compression", alg.name())),
+        Family::S2 => s2::encode_stream(data, out),
+        // Refused before the header was written (above).
+        Family::Lz4 => Err(Error::unsupported("compression", alg.name())),
     }
 }
 
@@ -300,6 +316,10 @@ pub fn decompress(data: &[u8], expected_header: Option<u32>, max_output: usize) 
         return zstd_decompress(stream, max_output);
     }
     let reader: Box<dyn Read + '_> = match alg.family() {
+        Family::S2 => return s2::decode_stream(stream, max_output),
+        // Frames of any block size (up to 4 MiB buffers), block and content checksums
+        // verified when the frame carries them (pierrec/lz4 v2 writes the content checksum).
+        Family::Lz4 => Box::new(lz4_flex::frame::FrameDecoder::new(stream)),
         Family::Gzip(_) => Box::new(flate2::read::MultiGzDecoder::new(stream)),
         Family::Deflate(_) => Box::new(flate2::read::DeflateDecoder::new(stream)),
         Family::Zstd(_) => {
@@ -311,7 +331,6 @@ pub fn decompress(data: &[u8], expected_header: Option<u32>, max_output: usize) 
                 .map_err(|e| Error::corrupt("zstd stream", e.to_string()))?;
             Box::new(d)
         }
-        Family::Unsupported => return Err(Error::unsupported("compression", alg.name())),
     };
     read_bounded(reader, alg, max_output)
 }
@@ -451,12 +470,18 @@ mod tests {
 
     #[test]
     fn unsupported_messages() {
-        let e = compress(CompressionAlgorithm::S2Default, b"x").unwrap_err();
-        assert_eq!(e.to_string(), "unsupported compression: s2-default");
+        let mut out = vec![9];
+        let e = compress_append(CompressionAlgorithm::Lz4, b"x", &mut out).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "unsupported compression: lz4 (read only: kopia 0.23 removed it)"
+        );
+        assert_eq!(out, [9], "nothing appended");
+        // lz4 is read: a bad frame is corrupt data, not unsupported.
         let e = decompress(&[0, 0, 0x14, 0, 1, 2], None, 100).unwrap_err();
-        assert_eq!(e.to_string(), "unsupported compression: lz4");
-        assert!(matches!(e, Error::Unsupported { .. }));
+        assert!(matches!(e, Error::Corrupt { .. }), "{e}");
         let e = decompress(&[0, 0, 0x77, 0, 1, 2], None, 100).unwrap_err();
+        assert!(matches!(e, Error::Unsupported { .. }));
         assert_eq!(e.to_string(), "unsupported compression: header 00007700");
         assert!(matches!(
             decompress(&[0, 0], None, 100),
@@ -502,14 +527,29 @@ mod tests {
     #[test]
     fn bomb_is_bounded() {
         let zeros = vec![0u8; 10 << 20];
-        for alg in [A::Gzip, A::ZstdFastest, A::DeflateDefault] {
+        for alg in [A::Gzip, A::ZstdFastest, A::DeflateDefault, A::S2Default] {
             let c = compress(alg, &zeros).unwrap();
-            assert!(c.len() < 100_000);
+            assert!(c.len() < 1 << 20, "{alg}: {}", c.len());
             assert!(matches!(
                 decompress(&c, None, 1 << 20),
                 Err(Error::Corrupt { .. })
             ));
         }
+        // lz4 (read only here): a frame made by lz4_flex's encoder.
+        let c = lz4_frame(&zeros);
+        assert!(c.len() < 100_000);
+        assert!(matches!(
+            decompress(&c, None, 1 << 20),
+            Err(Error::Corrupt { .. })
+        ));
+        assert_eq!(decompress(&c, Some(0x1400), zeros.len()).unwrap(), zeros);
+    }
+
+    /// `header(lz4) || LZ4 frame of data`, as kopia 0.20–0.22 stored it.
+    fn lz4_frame(data: &[u8]) -> Vec<u8> {
+        let mut enc = lz4_flex::frame::FrameEncoder::new(A::Lz4.header_id().to_be_bytes().to_vec());
+        enc.write_all(data).unwrap();
+        enc.finish().unwrap()
     }
 
     fn supported() -> Vec<CompressionAlgorithm> {
@@ -555,7 +595,7 @@ mod tests {
 
     proptest! {
         #[test]
-        fn roundtrip(data in proptest::collection::vec(any::<u8>(), 0..4096), idx in 0usize..14) {
+        fn roundtrip(data in proptest::collection::vec(any::<u8>(), 0..4096), idx in 0usize..18) {
             let algs = supported();
             let alg = algs[idx % algs.len()];
             let c = compress(alg, &data).unwrap();

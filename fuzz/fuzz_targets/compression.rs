@@ -33,11 +33,13 @@ fuzz_target!(|data: &[u8]| {
             }
         }
         // (Bounded: the slowest levels would otherwise dominate the run.)
+        // (lz4 is read only: it has no writer to round-trip through.)
         if let (Ok(out), Some(alg)) = (&plain, CompressionAlgorithm::from_header_id(header))
             && out.len() <= 64 << 10
+            && alg.is_supported()
         {
             let _ = (alg.name(), alg.is_deprecated());
-            let re = compression::compress(alg, out).expect("a readable algorithm compresses");
+            let re = compression::compress(alg, out).expect("a writable algorithm compresses");
             let back = compression::decompress(&re, Some(header), MAX_OUTPUT).expect("own output");
             assert_eq!(&back, out, "{} round trip", alg.name());
         }

@@ -1,10 +1,10 @@
 //! Compressor names from users (`--compression`, `KOPIA_COMPRESSION`) and from policies: one
 //! rule for every binary.
 //!
-//! `none` (or empty) is no compression. A name arkiv can write is used as it is. A name kopia
-//! knows but arkiv cannot write yet (`s2-*`, `lz4`) falls back to `zstd-fastest` with a
-//! warning, so a backup never fails over it. Anything else is not a kopia compressor: a
-//! configuration error, as `kopia policy set` refuses it.
+//! `none` (or empty) is no compression. A name arkiv can write (every kopia compressor but
+//! `lz4`) is used as it is. `lz4`, which kopia 0.23 removed and arkiv only reads, falls back
+//! to `zstd-fastest` with one warning line, so a backup never fails over it. Anything else is
+//! not a kopia compressor: a configuration error, as `kopia policy set` refuses it.
 
 use anyhow::Result;
 use arkiv_engine::Repository;
@@ -25,8 +25,12 @@ impl Choice {
     /// The warning to print when the choice fell back (`what` names where the name came from,
     /// e.g. `KOPIA_COMPRESSION=lz4`).
     pub fn warning(&self, what: &str) -> Option<String> {
-        self.fell_back_from
-            .map(|_| format!("{what} is a Kopia compressor arkiv cannot write; using zstd-fastest"))
+        self.fell_back_from.map(|from| {
+            format!(
+                "{what}: arkiv reads {from} but does not write it (kopia 0.23 removed it); \
+                     using zstd-fastest"
+            )
+        })
     }
 }
 
@@ -76,13 +80,24 @@ mod tests {
         assert_eq!(z.warning("x"), None);
         let g = choose("gzip").unwrap();
         assert_eq!(g.algorithm, Some(CompressionAlgorithm::Gzip));
-        let s2 = choose("s2-default").unwrap();
-        assert_eq!(s2.algorithm, Some(CompressionAlgorithm::ZstdFastest));
-        assert_eq!(s2.fell_back_from, Some(CompressionAlgorithm::S2Default));
-        assert!(
-            s2.warning("--compression s2-default")
-                .unwrap()
-                .contains("zstd-fastest")
+        for name in [
+            "s2-default",
+            "s2-better",
+            "s2-parallel-4",
+            "s2-parallel-8",
+            "pgzip",
+        ] {
+            let c = choose(name).unwrap();
+            assert_eq!(c.algorithm.map(|a| a.name()), Some(name));
+            assert_eq!(c.warning("x"), None);
+        }
+        let lz4 = choose("lz4").unwrap();
+        assert_eq!(lz4.algorithm, Some(CompressionAlgorithm::ZstdFastest));
+        assert_eq!(lz4.fell_back_from, Some(CompressionAlgorithm::Lz4));
+        assert_eq!(
+            lz4.warning("--compression lz4").unwrap(),
+            "--compression lz4: arkiv reads lz4 but does not write it (kopia 0.23 removed it); \
+             using zstd-fastest"
         );
         assert!(
             choose("brotli")

@@ -48,7 +48,7 @@ pub struct SnapshotCreateArgs {
     /// Source identity recorded (USER@HOST:/PATH); default: acting user@host and DIR's absolute path
     #[arg(long)]
     pub source: Option<String>,
-    /// File data compression, a kopia compressor name: zstd-fastest, zstd, gzip, deflate-default, …, none (s2-* and lz4 fall back to zstd-fastest)
+    /// File data compression, a kopia compressor name: zstd-fastest, zstd, gzip, deflate-default, s2-default, …, none (lz4, read only, falls back to zstd-fastest)
     /// (default: the source's policy, else none)
     #[arg(long)]
     pub compression: Option<String>,

@@ -58,6 +58,12 @@ pub async fn run(g: &GlobalArgs, env: Env<'_>, a: VerifyArgs) -> Result<i32> {
     );
     if report.problems.is_empty() {
         Ok(exit::OK)
+    } else if report.unsupported == report.problems.len() as u64 {
+        // Only data arkiv cannot read (e.g. an unknown compressor): exit 6, not "corrupt".
+        Err(anyhow::Error::new(Error::Unsupported(format!(
+            "verification found {} problem(s), all unsupported features (see above)",
+            report.problems.len()
+        ))))
     } else {
         Err(anyhow::Error::new(Error::Corrupt(format!(
             "verification found {} problem(s)",
