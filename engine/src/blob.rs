@@ -24,6 +24,7 @@ use chrono::{DateTime, Utc};
 
 use crate::Result;
 
+pub mod counting;
 pub mod faulty;
 pub mod filesystem;
 pub mod memory;

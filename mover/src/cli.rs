@@ -98,6 +98,7 @@ impl GlobalArgs {
             })?;
         let mut conn = Connection::new(RepoSpec::parse(&url, env)?, Access::ReadWrite);
         conn.direct_io = connect::direct_io_from_env(env);
+        conn.cache_dir = connect::cache_dir_from_env(env);
         Ok(conn)
     }
 
