@@ -113,7 +113,9 @@ pub enum CacheError {
         reason: String,
     },
     /// Too little free space for a cache (below [`MIN_CACHE_BYTES`]).
-    #[error("cache directory {path}: only {room} bytes of room for the cache (need {MIN_CACHE_BYTES})")]
+    #[error(
+        "cache directory {path}: only {room} bytes of room for the cache (need {MIN_CACHE_BYTES})"
+    )]
     NoRoom {
         /// The directory.
         path: PathBuf,

@@ -26,10 +26,10 @@ use std::sync::Arc;
 
 use arkiv_engine::blob::BlobStorage;
 use arkiv_engine::blob::counting::{CountingStorage, StorageCounters, StorageCounts};
-use arkiv_engine::cache::{Cache, CacheLimits};
 use arkiv_engine::blob::filesystem::{FilesystemOptions, FilesystemStorage};
 use arkiv_engine::blob::readonly::ReadOnlyStorage;
 use arkiv_engine::blob::s3::{S3Options, S3Storage};
+use arkiv_engine::cache::{Cache, CacheLimits};
 use arkiv_engine::clock::{SharedClock, SystemClock};
 use arkiv_engine::initialize::{CreateOptions, create_repository};
 use arkiv_engine::{Error, OpenOptions, Repository, Result};
@@ -293,9 +293,10 @@ impl Connection {
             ));
         }
         Ok(match &self.spec {
-            RepoSpec::Filesystem(p) => {
-                self.wrap(Arc::new(FilesystemStorage::create_with(p, &self.fs_options())?))
-            }
+            RepoSpec::Filesystem(p) => self.wrap(Arc::new(FilesystemStorage::create_with(
+                p,
+                &self.fs_options(),
+            )?)),
             RepoSpec::S3(o) => self.wrap(Arc::new(s3_storage(o).await?)),
         })
     }
@@ -358,9 +359,9 @@ impl Connection {
         opts: &CreateOptions,
     ) -> Result<Repository> {
         let storage = match &self.spec {
-            RepoSpec::Filesystem(p) if !p.join(".shards").exists() => {
-                self.wrap(Arc::new(FilesystemStorage::create_with(p, &self.fs_options())?))
-            }
+            RepoSpec::Filesystem(p) if !p.join(".shards").exists() => self.wrap(Arc::new(
+                FilesystemStorage::create_with(p, &self.fs_options())?,
+            )),
             _ => storage,
         };
         let repo = create_repository(storage, password, opts, self.open_options()).await?;

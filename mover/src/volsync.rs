@@ -42,9 +42,9 @@ use arkiv_format::snapshot::SourceInfo;
 use crate::Env;
 use crate::cancel::{self, CancellationToken};
 use crate::connect::{Access, Connection, Probe, RepoSpec, RunIo};
-use arkiv_engine::cache::Cache;
 use crate::exit::volsync as exit;
 use crate::render::volsync::{self as report, CacheUsage, ExitSummary, RunResult};
+use arkiv_engine::cache::Cache;
 use config::{CacheSettings, MoverConfig, Operation, RepositoryTarget, S3Target};
 
 /// Name kept in the data directory: it belongs to the filesystem, not to the data.

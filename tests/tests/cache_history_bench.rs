@@ -110,5 +110,8 @@ fn cache_history_warm_rebackup_costs_a_tenth_of_cold() {
     println!("cold: {cold:?}");
     println!("warm: {warm:?}");
     assert!(warm.gets * 10 <= cold.gets, "{warm:?} vs {cold:?}");
-    assert!(warm.get_bytes * 10 <= cold.get_bytes, "{warm:?} vs {cold:?}");
+    assert!(
+        warm.get_bytes * 10 <= cold.get_bytes,
+        "{warm:?} vs {cold:?}"
+    );
 }

@@ -164,8 +164,7 @@ fn logged_backup(
             path: "/src".into(),
         };
         let snaps = repo.snapshots().await.unwrap();
-        let previous =
-            select::latest(&snaps, &source).and_then(|s| s.manifest.root_entry.clone());
+        let previous = select::latest(&snaps, &source).and_then(|s| s.manifest.root_entry.clone());
         snapshot_directory(
             &repo,
             src,

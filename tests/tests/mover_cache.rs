@@ -120,7 +120,10 @@ fn cache_stays_within_a_tiny_capacity_over_many_runs() {
         let dir = s.data.join(format!("d{}", run % 2));
         std::fs::create_dir_all(&dir).unwrap();
         for i in 0..800u32 {
-            let name = format!("{:016x}-{run}-{i}", (u64::from(i) + 1) * 0x9e37_79b9_7f4a_7c15);
+            let name = format!(
+                "{:016x}-{run}-{i}",
+                (u64::from(i) + 1) * 0x9e37_79b9_7f4a_7c15
+            );
             std::fs::write(dir.join(name), format!("{run}/{i}")).unwrap();
         }
         let r = run_mover(&["backup"], &env);
@@ -168,7 +171,10 @@ fn two_movers_share_one_cache_dir_for_20_rounds() {
             let out = child.wait_with_output().unwrap();
             let run = arkiv_tests::mover::parse_output(&out);
             run.expect_code(0);
-            assert!(!run.stdout.contains("WARN: KOPIA_CACHE_DIR"), "round {round}");
+            assert!(
+                !run.stdout.contains("WARN: KOPIA_CACHE_DIR"),
+                "round {round}"
+            );
         }
     }
     let left: Vec<_> = std::fs::read_dir(&s.cache)

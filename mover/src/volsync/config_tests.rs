@@ -684,7 +684,10 @@ fn cache_limits() {
     // 500 MiB index bound are scaled down together.
     let l = c.cache_limits();
     assert_eq!(l.total(), 2_147_483_648 / 100 * 60);
-    assert!(l.metadata_bytes < 1433 << 20 && l.index_bytes < 500 << 20, "{l:?}");
+    assert!(
+        l.metadata_bytes < 1433 << 20 && l.index_bytes < 500 << 20,
+        "{l:?}"
+    );
     assert!(l.metadata_bytes > 2 * l.index_bytes, "{l:?}");
 }
 
@@ -712,7 +715,10 @@ fn cache_limits_small_capacity_manual_max_and_skip() {
         &[
             base[0],
             base[1],
-            ("KOPIA_MANUAL_CONFIG", r#"{"caching":{"maxCacheSize":10485760}}"#),
+            (
+                "KOPIA_MANUAL_CONFIG",
+                r#"{"caching":{"maxCacheSize":10485760}}"#,
+            ),
         ],
     );
     assert_eq!(c.manual_config.max_cache_size, Some(10 << 20));
