@@ -3,6 +3,10 @@
 //! cache stays inside a tiny `KOPIA_CACHE_CAPACITY_BYTES` over many runs; an unusable cache
 //! directory means one warning and an uncached run that succeeds; two movers sharing one
 //! cache directory never fail; `KOPIA_FORCE_CACHE_REBUILD` empties it.
+//!
+//! UNVERIFIED: these tests were written but only run against a stale `arkiv-mover` binary
+//! (the test harness does not rebuild binaries), so they are ignored until a run on fresh
+//! binaries passes.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::path::Path;
@@ -30,6 +34,7 @@ fn storage(run: &arkiv_tests::mover::MoverRun) -> &serde_json::Value {
 }
 
 #[test]
+#[ignore = "not yet run against a freshly built arkiv-mover (helper ran out of time); un-ignore after a passing run"]
 fn warm_rebackup_reads_from_the_cache_and_rebuild_empties_it() {
     let s = Scene::new();
     small_tree(&s.data, 1);
@@ -70,6 +75,7 @@ fn warm_rebackup_reads_from_the_cache_and_rebuild_empties_it() {
 }
 
 #[test]
+#[ignore = "not yet run against a freshly built arkiv-mover (helper ran out of time); un-ignore after a passing run"]
 fn unusable_cache_dir_means_one_warning_and_success() {
     let s = Scene::new();
     small_tree(&s.data, 1);
@@ -106,6 +112,7 @@ fn unusable_cache_dir_means_one_warning_and_success() {
 }
 
 #[test]
+#[ignore = "not yet run against a freshly built arkiv-mover (helper ran out of time); un-ignore after a passing run"]
 fn cache_stays_within_a_tiny_capacity_over_many_runs() {
     const CAPACITY: u64 = 2 << 20;
     let s = Scene::new();
@@ -143,6 +150,7 @@ fn cache_stays_within_a_tiny_capacity_over_many_runs() {
 }
 
 #[test]
+#[ignore = "not yet run against a freshly built arkiv-mover (helper ran out of time); un-ignore after a passing run"]
 fn two_movers_share_one_cache_dir_for_20_rounds() {
     let s = Scene::new();
     small_tree(&s.data, 1);
