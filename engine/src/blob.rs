@@ -25,6 +25,7 @@ use chrono::{DateTime, Utc};
 use crate::Result;
 
 pub mod cloud;
+pub mod counting;
 pub mod faulty;
 pub mod filesystem;
 pub mod memory;

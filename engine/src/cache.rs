@@ -112,6 +112,16 @@ pub enum CacheError {
         /// Why the fresh file was rejected.
         reason: String,
     },
+    /// Too little free space for a cache (below [`MIN_CACHE_BYTES`]).
+    #[error(
+        "cache directory {path}: only {room} bytes of room for the cache (need {MIN_CACHE_BYTES})"
+    )]
+    NoRoom {
+        /// The directory.
+        path: PathBuf,
+        /// Bytes the cache could use.
+        room: u64,
+    },
     /// SQLite failed (permissions, locks held by another process, I/O).
     #[error("cache {path}: {source}")]
     Sqlite {
@@ -143,7 +153,37 @@ impl CacheLimits {
             index_bytes: index_mib.saturating_mul(MIB),
         }
     }
+
+    /// Sum of both bounds.
+    pub fn total(&self) -> u64 {
+        self.metadata_bytes.saturating_add(self.index_bytes)
+    }
+
+    /// These limits scaled down proportionally so their sum is at most `total` (unchanged
+    /// when they already fit).
+    pub fn capped(self, total: u64) -> CacheLimits {
+        let sum = self.total();
+        if sum <= total {
+            return self;
+        }
+        // u128: no overflow for any u64 inputs.
+        let scale = |v: u64| u64::try_from(u128::from(v) * u128::from(total) / u128::from(sum));
+        let metadata_bytes = scale(self.metadata_bytes).unwrap_or(total);
+        CacheLimits {
+            metadata_bytes,
+            index_bytes: total.saturating_sub(metadata_bytes),
+        }
+    }
 }
+
+/// Below this many bytes of room on the cache's filesystem (what the cache holds plus its
+/// share of the free space) the cache is not opened: the run goes uncached rather than
+/// filling the disk.
+pub const MIN_CACHE_BYTES: u64 = 256 * 1024;
+
+/// Share of the free space on the cache's filesystem the cache may grow into (the rest is
+/// left for the WAL, other files on the volume and everyone else).
+const FREE_SPACE_SHARE_PERCENT: u64 = 50;
 
 impl Default for CacheLimits {
     fn default() -> Self {
@@ -187,6 +227,9 @@ struct Inner {
     /// Logical clock for `last_used`.
     tick: i64,
     stats: CacheStats,
+    /// Set when a write failed because the disk is full or read-only: further puts are
+    /// skipped (one warning, not one per put).
+    writes_off: bool,
 }
 
 impl fmt::Debug for Cache {
@@ -243,6 +286,7 @@ impl Cache {
         let repo_dir = dir.join(repository_key);
         create_private_dir(&repo_dir)?;
         let path = repo_dir.join(CACHE_FILE_NAME);
+        let limits = fit_to_disk(&path, limits)?;
 
         let (conn, rebuilt) = match open_connection(&path) {
             Ok(conn) => (conn, false),
@@ -264,6 +308,16 @@ impl Cache {
             path: path.clone(),
             source,
         })?;
+        // Keep the WAL small next to the limits: checkpoint early and truncate it after.
+        let wal_bytes = (limits.total() / 8).clamp(64 * 1024, 4 * MIB);
+        conn.execute_batch(&format!(
+            "PRAGMA journal_size_limit = {wal_bytes}; PRAGMA wal_autocheckpoint = {};",
+            (wal_bytes / 4096).max(16)
+        ))
+        .map_err(|source| CacheError::Sqlite {
+            path: path.clone(),
+            source,
+        })?;
         Ok(Cache {
             path,
             limits,
@@ -273,8 +327,47 @@ impl Cache {
                 conn,
                 tick,
                 stats: CacheStats::default(),
+                writes_off: false,
             }),
         })
+    }
+
+    /// Deletes the cache files of every repository under `dir` (`KOPIA_FORCE_CACHE_REBUILD`);
+    /// other files are left alone. Returns how many cache files were removed. A missing
+    /// `dir` is not an error.
+    pub fn remove_all(dir: &Path) -> std::io::Result<u64> {
+        let entries = match std::fs::read_dir(dir) {
+            Ok(e) => e,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(0),
+            Err(e) => return Err(e),
+        };
+        let mut removed = 0;
+        for entry in entries {
+            let entry = entry?;
+            let name = entry.file_name();
+            let is_repo_dir = name
+                .to_str()
+                .is_some_and(|n| validate_repository_key(n).is_ok())
+                && entry.file_type()?.is_dir();
+            if !is_repo_dir {
+                continue;
+            }
+            let path = entry.path().join(CACHE_FILE_NAME);
+            if path.exists() {
+                remove_database_files(&path).map_err(|e| match e {
+                    CacheError::Io { source, .. } => source,
+                    other => std::io::Error::other(other.to_string()),
+                })?;
+                removed += 1;
+            }
+        }
+        Ok(removed)
+    }
+
+    /// Whether writes were switched off during this run (the cache disk filled up or became
+    /// read-only); reads still work.
+    pub fn writes_off(&self) -> bool {
+        self.lock().writes_off
     }
 
     /// Whether `open` found a stale, foreign or corrupt file and recreated it.
@@ -353,6 +446,9 @@ impl Cache {
     pub fn put_kv(&self, key: &str, value: &[u8]) {
         let mac = self.mac("kv", key, value);
         let mut inner = self.lock();
+        if inner.writes_off {
+            return;
+        }
         let result = inner.conn.execute(
             "INSERT OR REPLACE INTO kv (key, value, mac) VALUES (?1, ?2, ?3)",
             params![key, value, mac],
@@ -449,6 +545,9 @@ impl Cache {
         }
         let mac = self.mac(table.name(), blob_id, data);
         let mut inner = self.lock();
+        if inner.writes_off {
+            return;
+        }
         let tick = inner.next_tick();
         let result = insert_and_evict(&mut inner.conn, table, blob_id, data, &mac, tick, limit);
         if let Some(evicted) = inner.note("put", result) {
@@ -490,7 +589,18 @@ impl Inner {
             Ok(value) => Some(value),
             Err(err) => {
                 self.stats.errors += 1;
-                tracing::debug!(op, error = %err, "local cache error (treated as a miss)");
+                let no_room = matches!(
+                    err.sqlite_error_code(),
+                    Some(ErrorCode::DiskFull | ErrorCode::ReadOnly | ErrorCode::SystemIoFailure)
+                );
+                if no_room && !self.writes_off {
+                    self.writes_off = true;
+                    tracing::warn!(
+                        "local cache cannot be written ({err}); continuing without storing into it"
+                    );
+                } else {
+                    tracing::debug!(op, error = %err, "local cache error (treated as a miss)");
+                }
                 None
             }
         }
@@ -508,6 +618,36 @@ fn validate_repository_key(key: &str) -> Result<(), CacheError> {
     } else {
         Err(CacheError::InvalidRepositoryKey(key.to_owned()))
     }
+}
+
+/// `limits` fitted to the disk holding `path`: the cache may keep what it holds now plus a
+/// share of the free space. Fails with [`CacheError::NoRoom`] when that room is below
+/// [`MIN_CACHE_BYTES`] (limits the caller chose smaller are its own business).
+fn fit_to_disk(path: &Path, limits: CacheLimits) -> Result<CacheLimits, CacheError> {
+    let dir = path.parent().unwrap_or(path);
+    let used: u64 = ["", "-wal", "-shm"]
+        .iter()
+        .filter_map(|suffix| {
+            let mut name = path.as_os_str().to_owned();
+            name.push(suffix);
+            std::fs::metadata(PathBuf::from(name)).ok()
+        })
+        .map(|m| m.len())
+        .sum();
+    let free = nix::sys::statvfs::statvfs(dir)
+        .ok()
+        .map(|s| u64::from(s.blocks_available()).saturating_mul(u64::from(s.fragment_size())));
+    let Some(free) = free else {
+        return Ok(limits);
+    };
+    let room = used.saturating_add(free / 100 * FREE_SPACE_SHARE_PERCENT);
+    if room < MIN_CACHE_BYTES {
+        return Err(CacheError::NoRoom {
+            path: dir.to_owned(),
+            room,
+        });
+    }
+    Ok(limits.capped(room))
 }
 
 fn create_private_dir(dir: &Path) -> Result<(), CacheError> {
@@ -1137,6 +1277,41 @@ mod tests {
             let err = Cache::open(dir.path(), key, CacheLimits::default(), KEY).unwrap_err();
             assert!(matches!(err, CacheError::InvalidRepositoryKey(_)), "{key}");
         }
+    }
+
+    #[test]
+    fn limits_capped_proportionally() {
+        let l = CacheLimits {
+            metadata_bytes: 300,
+            index_bytes: 100,
+        };
+        assert_eq!(l.capped(1000), l);
+        assert_eq!(
+            l.capped(200),
+            CacheLimits {
+                metadata_bytes: 150,
+                index_bytes: 50
+            }
+        );
+        let max = CacheLimits {
+            metadata_bytes: u64::MAX,
+            index_bytes: u64::MAX,
+        };
+        assert_eq!(max.capped(10).total(), 10);
+    }
+
+    #[test]
+    fn remove_all_empties_every_cache_and_nothing_else() {
+        let dir = tempfile::tempdir().unwrap();
+        let cache = open(dir.path(), CacheLimits::default());
+        cache.put_index_blob("xn0_a", b"x");
+        drop(cache);
+        std::fs::write(dir.path().join("keep.txt"), b"not ours").unwrap();
+        assert_eq!(Cache::remove_all(dir.path()).unwrap(), 1);
+        assert!(dir.path().join("keep.txt").exists());
+        let cache = open(dir.path(), CacheLimits::default());
+        assert_eq!(cache.get_index_blob("xn0_a"), None);
+        assert_eq!(Cache::remove_all(&dir.path().join("missing")).unwrap(), 0);
     }
 
     #[test]

@@ -151,6 +151,7 @@ impl GlobalArgs {
                 (None, None) => None,
             };
         }
+        conn.cache_dir = connect::cache_dir_from_env(env);
         Ok(conn)
     }
 

@@ -12,6 +12,12 @@
 //! `ARKIV_DIRECT_IO=off` (read by [`direct_io_from_env`]) turns `O_DIRECT` off for pack
 //! writes into a filesystem repository and for restores of large files.
 //!
+//! The local cache: [`Connection::cache_dir`] and [`Connection::cache_limits`] go into the
+//! engine's open options (the command-line binaries take the directory from
+//! [`cache_dir_from_env`], the mover from `KOPIA_CACHE_DIR`). Every storage built here counts
+//! its requests into the connection's [`RunIo`], which also remembers the cache of each
+//! repository it opened: [`RunIo::report`] is what the summaries print.
+//!
 //! [`Connection::probe`] tells the cases a caller must tell apart before creating anything:
 //! an opened repository, a missing directory, blank storage (safe to create a repository in),
 //! or storage that holds data but no Kopia repository (never touched).
@@ -21,11 +27,13 @@ use std::sync::Arc;
 
 use arkiv_engine::blob::BlobStorage;
 use arkiv_engine::blob::cloud::{AzureOptions, CloudStorage, GcsOptions};
+use arkiv_engine::blob::counting::{CountingStorage, StorageCounters, StorageCounts};
 use arkiv_engine::blob::filesystem::{FilesystemOptions, FilesystemStorage, Permissions};
 use arkiv_engine::blob::rclone::{RcloneOptions, RcloneStorage};
 use arkiv_engine::blob::readonly::ReadOnlyStorage;
 use arkiv_engine::blob::s3::{S3Options, S3Storage};
 use arkiv_engine::blob::webdav::{WebDavOptions, WebDavStorage};
+use arkiv_engine::cache::{Cache, CacheLimits};
 use arkiv_engine::clock::{SharedClock, SystemClock};
 use arkiv_engine::initialize::{CreateOptions, create_repository};
 use arkiv_engine::{Error, OpenOptions, Repository, Result};
@@ -148,14 +156,17 @@ pub struct Connection {
     pub access: Access,
     /// The clock for timestamps and ages.
     pub clock: SharedClock,
-    /// The disposable local cache (`None`: none). No binary sets it yet: the cache's limits
-    /// and sharing rules come first.
+    /// The disposable local cache (`None`: none).
     pub cache_dir: Option<PathBuf>,
+    /// Size bounds of the local cache (the engine also fits them to the free space).
+    pub cache_limits: CacheLimits,
     /// Write packs into a filesystem repository with `O_DIRECT` where the filesystem allows.
     pub direct_io: bool,
     /// Modes and owner of the files and directories a filesystem repository gets (kopia's
     /// `--file-mode`, `--dir-mode`, `--owner-uid`, `--owner-gid`).
     pub fs_permissions: Permissions,
+    /// Request counters and opened caches, shared by the clones of this connection.
+    pub io: Arc<RunIo>,
 }
 
 /// A file or directory mode as kopia's `--file-mode`/`--dir-mode` take it: octal digits
@@ -166,6 +177,93 @@ pub fn parse_mode(s: &str) -> Option<u32> {
     u32::from_str_radix(digits, 8)
         .ok()
         .filter(|m| *m <= 0o7777 && *m != 0)
+}
+
+/// What a run asked of its storage and its local cache, shared by everything built from one
+/// [`Connection`] (or handed to several).
+#[derive(Debug, Default)]
+pub struct RunIo {
+    counters: Arc<StorageCounters>,
+    caches: std::sync::Mutex<Vec<Arc<Cache>>>,
+}
+
+/// The storage requests and local-cache lookups of a run (the `storage` object of the
+/// `--json` summaries and of the mover's JSON line).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct IoReport {
+    /// Requests made to the repository's storage and bytes moved.
+    #[serde(flatten)]
+    pub storage: StorageCounts,
+    /// Whether a local cache was in use.
+    pub cache_used: bool,
+    /// Index blobs and metadata packs served from the local cache (requests saved).
+    pub cache_hits: u64,
+    /// Lookups the local cache could not serve (then read from storage).
+    pub cache_misses: u64,
+}
+
+impl RunIo {
+    /// Fresh counters.
+    pub fn new() -> Arc<RunIo> {
+        Arc::new(RunIo::default())
+    }
+
+    /// Counters that also log the ID of every blob read (for tests).
+    pub fn with_read_log() -> Arc<RunIo> {
+        Arc::new(RunIo {
+            counters: StorageCounters::with_read_log(),
+            caches: std::sync::Mutex::default(),
+        })
+    }
+
+    /// The request counters.
+    pub fn counters(&self) -> &Arc<StorageCounters> {
+        &self.counters
+    }
+
+    /// Remembers the cache of an opened repository (for the report).
+    pub fn note_opened(&self, repo: &Repository) {
+        if let Some(c) = repo.cache() {
+            let mut caches = self.caches.lock().unwrap_or_else(|p| p.into_inner());
+            if !caches.iter().any(|k| Arc::ptr_eq(k, c)) {
+                caches.push(c.clone());
+            }
+        }
+    }
+
+    /// The counts so far.
+    pub fn report(&self) -> IoReport {
+        let caches = self.caches.lock().unwrap_or_else(|p| p.into_inner());
+        let (hits, misses) = caches.iter().fold((0, 0), |(h, m), c| {
+            let s = c.stats();
+            (h + s.hits, m + s.misses)
+        });
+        IoReport {
+            storage: self.counters.counts(),
+            cache_used: !caches.is_empty(),
+            cache_hits: hits,
+            cache_misses: misses,
+        }
+    }
+}
+
+/// The local cache directory of the command-line binaries: `ARKIV_CACHE_DIR` (`none` or
+/// empty: no cache), else `$XDG_CACHE_HOME/arkiv`, else `$HOME/.cache/arkiv` (the user cache
+/// directory Kopia also uses, with our own subdirectory: the files are not Kopia's). `None`
+/// when no location can be found.
+pub fn cache_dir_from_env(env: Env<'_>) -> Option<PathBuf> {
+    if let Some(v) = env("ARKIV_CACHE_DIR") {
+        let v = v.trim();
+        if v.is_empty() || v.eq_ignore_ascii_case("none") {
+            return None;
+        }
+        return Some(PathBuf::from(v));
+    }
+    let absolute = |v: Option<String>| v.map(PathBuf::from).filter(|p| p.is_absolute());
+    absolute(env("XDG_CACHE_HOME"))
+        .or_else(|| absolute(env("HOME")).map(|h| h.join(".cache")))
+        .map(|d| d.join("arkiv"))
 }
 
 /// `ARKIV_DIRECT_IO`: direct I/O unless `0`, `off`, `false` or `no` (trimmed, any case);
@@ -187,8 +285,10 @@ impl Connection {
             access,
             clock: Arc::new(SystemClock),
             cache_dir: None,
+            cache_limits: CacheLimits::default(),
             direct_io: true,
             fs_permissions: Permissions::default(),
+            io: RunIo::new(),
         }
     }
 
@@ -248,10 +348,12 @@ impl Connection {
         let mut o = OpenOptions::default();
         o.clock = self.clock.clone();
         o.cache_dir = self.cache_dir.clone();
+        o.cache_limits = self.cache_limits;
         o
     }
 
     fn wrap(&self, s: Arc<dyn BlobStorage>) -> Arc<dyn BlobStorage> {
+        let s: Arc<dyn BlobStorage> = Arc::new(CountingStorage::new(s, self.io.counters.clone()));
         match self.access {
             Access::ReadWrite => s,
             Access::ReadOnly => Arc::new(ReadOnlyStorage::new(s)),
@@ -286,18 +388,19 @@ impl Connection {
             ));
         }
         Ok(match &self.spec {
-            RepoSpec::Filesystem(p) => {
-                Arc::new(FilesystemStorage::create_with(p, &self.fs_options())?)
-            }
-            RepoSpec::S3(o) => Arc::new(s3_storage(o).await?),
-            RepoSpec::WebDav(o) => Arc::new(WebDavStorage::create((**o).clone()).await?),
-            RepoSpec::Rclone(o) => Arc::new(
+            RepoSpec::Filesystem(p) => self.wrap(Arc::new(FilesystemStorage::create_with(
+                p,
+                &self.fs_options(),
+            )?)),
+            RepoSpec::S3(o) => self.wrap(Arc::new(s3_storage(o).await?)),
+            RepoSpec::WebDav(o) => self.wrap(Arc::new(WebDavStorage::create((**o).clone()).await?)),
+            RepoSpec::Rclone(o) => self.wrap(Arc::new(
                 RcloneStorage::open((**o).clone())
                     .await?
                     .for_create()
                     .await?,
-            ),
-            other => remote_storage(other).await?,
+            )),
+            other => self.wrap(remote_storage(other).await?),
         })
     }
 
@@ -310,7 +413,9 @@ impl Connection {
                 location: self.describe(),
                 detail: "directory does not exist".into(),
             })?;
-        Repository::open(storage, password, self.open_options()).await
+        let repo = Repository::open(storage, password, self.open_options()).await?;
+        self.io.note_opened(&repo);
+        Ok(repo)
     }
 
     /// Opens the repository, or says what is there instead (see [`Probe`]).
@@ -329,7 +434,10 @@ impl Connection {
         password: &str,
     ) -> Result<Probe> {
         match Repository::open(storage.clone(), password, self.open_options()).await {
-            Ok(repo) => Ok(Probe::Opened(Box::new(repo))),
+            Ok(repo) => {
+                self.io.note_opened(&repo);
+                Ok(Probe::Opened(Box::new(repo)))
+            }
             Err(Error::RepositoryNotFound { .. }) => {
                 let blank = match &self.spec {
                     RepoSpec::Filesystem(p) => dir_is_blank(p)?,
@@ -354,14 +462,16 @@ impl Connection {
         opts: &CreateOptions,
     ) -> Result<Repository> {
         let storage = match &self.spec {
-            RepoSpec::Filesystem(p) if !p.join(".shards").exists() => {
-                Arc::new(FilesystemStorage::create_with(p, &self.fs_options())?)
-            }
+            RepoSpec::Filesystem(p) if !p.join(".shards").exists() => self.wrap(Arc::new(
+                FilesystemStorage::create_with(p, &self.fs_options())?,
+            )),
             // A blank WebDAV location gets Kopia's `.shards` (and its collection) first.
             RepoSpec::WebDav(_) | RepoSpec::Rclone(_) => self.storage_for_create().await?,
             _ => storage,
         };
-        create_repository(storage, password, opts, self.open_options()).await
+        let repo = create_repository(storage, password, opts, self.open_options()).await?;
+        self.io.note_opened(&repo);
+        Ok(repo)
     }
 }
 
@@ -438,6 +548,45 @@ mod tests {
         assert_eq!(dav.describe(), "webdav https://<redacted>@nas/dav");
         let rc = RepoSpec::parse("rclone://remote:path", &no_env).unwrap();
         assert_eq!(rc.describe(), "rclone://remote:path");
+    }
+
+    #[test]
+    fn cache_dir_rules() {
+        let env_of = |pairs: &'static [(&'static str, &'static str)]| {
+            move |k: &str| {
+                pairs
+                    .iter()
+                    .find(|(n, _)| *n == k)
+                    .map(|(_, v)| (*v).to_owned())
+            }
+        };
+        let dir = |pairs| cache_dir_from_env(&env_of(pairs));
+        assert_eq!(dir(&[]), None);
+        assert_eq!(
+            dir(&[("HOME", "/home/u")]),
+            Some(PathBuf::from("/home/u/.cache/arkiv"))
+        );
+        assert_eq!(
+            dir(&[("HOME", "/home/u"), ("XDG_CACHE_HOME", "/xdg")]),
+            Some(PathBuf::from("/xdg/arkiv"))
+        );
+        // XDG: a relative XDG_CACHE_HOME is ignored
+        assert_eq!(
+            dir(&[("HOME", "/home/u"), ("XDG_CACHE_HOME", "rel")]),
+            Some(PathBuf::from("/home/u/.cache/arkiv"))
+        );
+        assert_eq!(
+            dir(&[("HOME", "/home/u"), ("ARKIV_CACHE_DIR", "/c")]),
+            Some(PathBuf::from("/c"))
+        );
+        for off in ["none", " NONE ", ""] {
+            let pairs: &'static [(&str, &str)] = match off {
+                "none" => &[("HOME", "/h"), ("ARKIV_CACHE_DIR", "none")],
+                " NONE " => &[("HOME", "/h"), ("ARKIV_CACHE_DIR", " NONE ")],
+                _ => &[("HOME", "/h"), ("ARKIV_CACHE_DIR", "")],
+            };
+            assert_eq!(dir(pairs), None, "{off:?}");
+        }
     }
 
     #[test]

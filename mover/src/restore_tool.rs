@@ -102,6 +102,7 @@ pub async fn run(cli: RestoreCli, env: Env<'_>) -> Result<i32> {
     };
     let mut conn = Connection::new(RepoSpec::parse(&url, env)?, Access::ReadOnly);
     conn.direct_io = connect::direct_io_from_env(env);
+    conn.cache_dir = connect::cache_dir_from_env(env);
     let password = credentials::password(cli.password_file.as_deref(), env, Prompt::OnTerminal)?;
     let repo = conn.open(&password).await?;
     let snapshots = repo.snapshots().await?;

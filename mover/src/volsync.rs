@@ -33,7 +33,8 @@ pub mod marker;
 mod restore;
 
 use std::path::Path;
-use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 use arkiv_engine::blob::BlobStorage;
@@ -44,9 +45,10 @@ use arkiv_format::snapshot::SourceInfo;
 
 use crate::Env;
 use crate::cancel::{self, CancellationToken};
-use crate::connect::{Access, Connection, Probe, RepoSpec};
+use crate::connect::{Access, Connection, Probe, RepoSpec, RunIo};
 use crate::exit::volsync as exit;
 use crate::render::volsync::{self as report, CacheUsage, ExitSummary, RunResult};
+use arkiv_engine::cache::Cache;
 use config::{CacheSettings, MoverConfig, Operation, RepositoryTarget, S3Target};
 
 /// Name kept in the data directory: it belongs to the filesystem, not to the data.
@@ -205,6 +207,7 @@ pub fn mover_main(args: &[String], env: Env<'_>) -> i32 {
         if cfg.debug_mover {
             return debug_mode(&stop).await;
         }
+        force_cache_rebuild(&cfg);
         run(&cfg, &stop, &mut produced).await
     });
     let code = finish(
@@ -283,6 +286,7 @@ fn finish(
         new_bytes: produced.new_bytes,
         duration: started.elapsed(),
         error: reason,
+        storage: op.is_some().then(|| run_state().io.report()),
     };
     print!(
         "{}",
@@ -381,16 +385,55 @@ fn checked_data_dir(dir: &Path) -> Result<&Path, Failure> {
     }
 }
 
-/// Makes sure the cache directory is usable and records the client configuration there
-/// (no secrets): `arkiv.config`, written atomically.
+/// What one mover process shares between its connections: request counters, opened caches,
+/// and whether the cache directory turned out unusable (then every connection runs uncached).
+struct RunState {
+    io: Arc<RunIo>,
+    cache_off: AtomicBool,
+}
+
+/// The process's [`RunState`] (the mover runs one operation per process).
+fn run_state() -> &'static RunState {
+    static STATE: OnceLock<RunState> = OnceLock::new();
+    STATE.get_or_init(|| RunState {
+        io: RunIo::new(),
+        cache_off: AtomicBool::new(false),
+    })
+}
+
+/// Runs the mover without its local cache from now on, after one warning line.
+fn cache_unusable(dir: &Path, why: &str) {
+    if !run_state().cache_off.swap(true, Ordering::Relaxed) {
+        println!(
+            "WARN: KOPIA_CACHE_DIR {} {why}; running without the local cache",
+            dir.display()
+        );
+    }
+}
+
+/// Before the operation: `KOPIA_FORCE_CACHE_REBUILD=true` empties the local cache (the
+/// script's forced cache clear). A cache that cannot be removed is not used this run.
+fn force_cache_rebuild(cfg: &MoverConfig) {
+    if !cfg.cache.force_rebuild {
+        return;
+    }
+    match Cache::remove_all(&cfg.cache.dir) {
+        Ok(n) => println!("INFO: KOPIA_FORCE_CACHE_REBUILD: removed {n} local cache file(s)"),
+        Err(e) => cache_unusable(&cfg.cache.dir, &format!("cannot be emptied ({e})")),
+    }
+}
+
+/// Records the client configuration in the cache directory (no secrets): `arkiv.config`,
+/// written under a unique temporary name and renamed, so movers sharing the directory never
+/// trip over each other. The cache directory is optional: when it cannot be created or
+/// written (read-only, full), one warning says so and the run goes on uncached.
 fn prepare_cache(cfg: &MoverConfig, source: &str) -> Result<(), Failure> {
     let dir = &cfg.cache.dir;
-    std::fs::create_dir_all(dir).map_err(|e| {
-        Failure::new(format!(
-            "KOPIA_CACHE_DIR {} cannot be created: {e}",
-            dir.display()
-        ))
-    })?;
+    if let Err(e) = std::fs::create_dir_all(dir) {
+        cache_unusable(dir, &format!("cannot be created ({e})"));
+        return Ok(());
+    }
+    let limits = cfg.cache_limits();
     let doc = serde_json::json!({
         "repository": cfg.repository.describe(),
         "source": source,
@@ -398,21 +441,24 @@ fn prepare_cache(cfg: &MoverConfig, source: &str) -> Result<(), Failure> {
         "cacheCapacityBytes": cfg.cache.capacity_bytes,
         "metadataCacheSizeLimitMB": cfg.cache.metadata_limit_mb,
         "contentCacheSizeLimitMB": cfg.cache.content_limit_mb,
+        "cacheLimitBytes": { "metadata": limits.metadata_bytes, "index": limits.index_bytes },
         "arkivVersion": env!("CARGO_PKG_VERSION"),
     });
     let file = cfg.cache.config_file();
-    let tmp = file.with_extension("config.tmp");
-    let write = || -> std::io::Result<()> {
-        std::fs::write(&tmp, format!("{doc:#}\n"))?;
-        std::fs::rename(&tmp, &file)
-    };
-    write().map_err(|e| {
-        let _ = std::fs::remove_file(&tmp);
-        Failure::new(format!(
-            "KOPIA_CACHE_DIR {} is not writable: {e}",
-            dir.display()
-        ))
-    })
+    let written = tempfile::Builder::new()
+        .prefix(".arkiv.config.")
+        .suffix(".tmp")
+        .tempfile_in(dir)
+        .and_then(|mut tmp| {
+            use std::io::Write;
+            tmp.write_all(format!("{doc:#}\n").as_bytes())?;
+            tmp.persist(&file).map_err(|e| e.error)?;
+            Ok(())
+        });
+    if let Err(e) = written {
+        cache_unusable(dir, &format!("is not writable ({e})"));
+    }
+    Ok(())
 }
 
 /// The connection the configuration names (clock from `ARKIV_TEST_NOW`).
@@ -425,6 +471,11 @@ fn connection(cfg: &MoverConfig, access: Access) -> Connection {
     let mut conn = Connection::new(spec, access);
     conn.direct_io = cfg.direct_io;
     conn.fs_permissions = cfg.features.repo_permissions;
+    conn.io = run_state().io.clone();
+    if !run_state().cache_off.load(Ordering::Relaxed) {
+        conn.cache_dir = Some(cfg.cache.dir.clone());
+        conn.cache_limits = cfg.cache_limits();
+    }
     conn.clock = match cfg.test_now {
         Some(t) => Arc::new(ManualClock::new(t)) as SharedClock,
         None => Arc::new(SystemClock),

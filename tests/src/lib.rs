@@ -63,11 +63,14 @@ pub fn bin(name: &str) -> PathBuf {
     p
 }
 
-/// A `Command` for the `arkiv` binary with a clean, explicit environment.
+/// A `Command` for the `arkiv` binary with a clean, explicit environment. The local cache
+/// is off (`ARKIV_CACHE_DIR=none`: tests that damage a repository must see the damage, and
+/// copies of one fixture share a repository ID); a test that wants it sets the variable.
 pub fn arkiv(repo: &Path, password: &str) -> Command {
     let mut c = Command::new(bin("arkiv"));
     c.env_clear()
         .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("ARKIV_CACHE_DIR", "none")
         .env("HOME", std::env::temp_dir())
         .env("TZ", "UTC")
         .env(

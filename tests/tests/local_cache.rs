@@ -135,3 +135,78 @@ fn metadata_packs_come_from_the_cache_but_verify_reads_the_repository() {
     assert!(!report.problems.is_empty(), "{report:?}");
     assert_fixtures_unchanged();
 }
+
+/// One backup of `src` as source `u@h:/src` through a storage that logs every blob it reads;
+/// returns the IDs read.
+fn logged_backup(
+    rt: &tokio::runtime::Runtime,
+    repo_dir: &std::path::Path,
+    src: &std::path::Path,
+    cache: Option<&std::path::Path>,
+) -> Vec<String> {
+    use arkiv_engine::blob::counting::{CountingStorage, StorageCounters};
+    use arkiv_engine::snapshot::select;
+    use arkiv_engine::snapshot::upload::{UploadOptions, UploadProgress, snapshot_directory};
+    let counters = StorageCounters::with_read_log();
+    let storage = Arc::new(CountingStorage::new(
+        FilesystemStorage::open(repo_dir).unwrap(),
+        counters.clone(),
+    ));
+    let mut opts = OpenOptions::default();
+    opts.cache_dir = cache.map(|p| p.to_path_buf());
+    rt.block_on(async {
+        let repo = Repository::open(storage, "local-cache-pw", opts)
+            .await
+            .unwrap();
+        let source = arkiv_format::snapshot::SourceInfo {
+            host: "h".into(),
+            user_name: "u".into(),
+            path: "/src".into(),
+        };
+        let snaps = repo.snapshots().await.unwrap();
+        let previous = select::latest(&snaps, &source).and_then(|s| s.manifest.root_entry.clone());
+        snapshot_directory(
+            &repo,
+            src,
+            previous,
+            UploadOptions::new(source),
+            Arc::new(UploadProgress::default()),
+        )
+        .await
+        .unwrap();
+    });
+    counters.read_ids().iter().map(|i| i.to_string()).collect()
+}
+
+#[test]
+fn a_second_backup_reads_no_index_blob_or_metadata_pack_it_read_before() {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let tmp = tempfile::tempdir().unwrap();
+    let repo_dir = tmp.path().join("repo");
+    let src = tmp.path().join("src");
+    let cache = tmp.path().join("cache");
+    create_repo(&repo_dir, "local-cache-pw");
+    // History without a cache: several snapshots, index blobs and metadata packs.
+    for variant in 1..=3 {
+        arkiv_tests::mover::small_tree(&src, variant);
+        logged_backup(&rt, &repo_dir, &src, None);
+    }
+    let meta = |ids: &[String]| -> std::collections::BTreeSet<String> {
+        ids.iter()
+            .filter(|i| i.starts_with('x') || i.starts_with('q'))
+            .cloned()
+            .collect()
+    };
+    // A cold cache: the run reads index blobs and metadata packs from storage ...
+    let cold = meta(&logged_backup(&rt, &repo_dir, &src, Some(&cache)));
+    assert!(cold.iter().any(|i| i.starts_with('x')), "{cold:?}");
+    assert!(cold.iter().any(|i| i.starts_with('q')), "{cold:?}");
+    // ... and an unchanged re-backup with the warm cache reads none of them again (only
+    // what the cold run wrote, which it never read).
+    let warm = meta(&logged_backup(&rt, &repo_dir, &src, Some(&cache)));
+    let again: Vec<&String> = warm.intersection(&cold).collect();
+    assert!(again.is_empty(), "read again: {again:?}");
+    // Without the cache the same run reads them all again.
+    let uncached = meta(&logged_backup(&rt, &repo_dir, &src, None));
+    assert!(uncached.is_superset(&cold), "{uncached:?} vs {cold:?}");
+}

@@ -123,6 +123,8 @@ pub struct SnapshotSummary {
     pub errors: i64,
     /// Wall time.
     pub duration_seconds: f64,
+    /// Storage requests and local-cache hits of this run.
+    pub storage: crate::connect::IoReport,
 }
 
 /// `arkiv snapshot create`
@@ -138,7 +140,8 @@ async fn create(g: &GlobalArgs, env: Env<'_>, a: SnapshotCreateArgs) -> Result<i
             path: dir.display().to_string(),
         },
     };
-    let repo = g.open(env).await?;
+    let conn = g.connection(env)?;
+    let repo = conn.open(&g.password(env)?).await?;
     let (compression, named_by) = match &a.compression {
         Some(c) => (
             compression::choose(c).map_err(|e| config_err(format!("--compression {e}")))?,
@@ -196,6 +199,7 @@ async fn create(g: &GlobalArgs, env: Env<'_>, a: SnapshotCreateArgs) -> Result<i
         uploaded_bytes: result.packed_bytes,
         errors: i64::from(m.stats.error_count),
         duration_seconds: started.elapsed().as_secs_f64(),
+        storage: conn.io.report(),
     };
     eprintln!(
         "Created snapshot {} of {}: {} files, {} dirs, {} ({} hashed, {} cached), {} new, {} uploaded in {} packs, {:.1}s, {} error(s)",

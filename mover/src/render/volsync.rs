@@ -395,6 +395,8 @@ pub struct RunResult {
     pub duration: Duration,
     /// One-line error for failures.
     pub error: Option<String>,
+    /// Storage requests and local-cache hits (omitted from the JSON when `None`).
+    pub storage: Option<crate::connect::IoReport>,
 }
 
 #[derive(Serialize)]
@@ -408,6 +410,8 @@ struct ResultJson<'a> {
     new_bytes: u64,
     duration_seconds: f64,
     error: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    storage: Option<crate::connect::IoReport>,
 }
 
 impl RunResult {
@@ -428,6 +432,7 @@ impl RunResult {
                 .error
                 .as_deref()
                 .map(|e| truncate(e, JSON_ERROR_MAX_BYTES)),
+            storage: self.storage,
         };
         // Strings, integers and a finite float: serialization cannot fail.
         serde_json::to_string(&json).unwrap_or_default()

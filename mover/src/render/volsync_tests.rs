@@ -365,6 +365,7 @@ fn json_result_golden() {
         new_bytes: 1_048_576,
         duration: Duration::from_millis(12_345),
         error: None,
+        storage: None,
     };
     assert_eq!(
         r.json_line(),
@@ -375,6 +376,7 @@ fn json_result_golden() {
         success: false,
         duration: Duration::from_secs(3),
         error: Some("wrong password\nfor \"repo\"".into()),
+        storage: None,
         ..RunResult::default()
     };
     assert_eq!(
@@ -393,6 +395,7 @@ fn json_error_is_cut_on_a_char_boundary() {
     let r = RunResult {
         operation: Some(Operation::Maintenance),
         error: Some("ß".repeat(1000)),
+        storage: None,
         ..RunResult::default()
     };
     let line = r.json_line();
@@ -419,6 +422,7 @@ fn tail_fits_in_the_status_log() {
     let result = RunResult {
         operation: Some(Operation::Restore),
         error: Some("z".repeat(5000)),
+        storage: None,
         ..RunResult::default()
     };
     let out = render_tail(&summary, &result, STATUS_LOG_BYTES);

@@ -52,12 +52,12 @@
 //! | `CUSTOM_CA` ▸ `KOPIA_CUSTOM_CA` | unset | CA bundle for S3 TLS (alias per contract §11; the CRD sets the latter for maintenance) |
 //! | `KOPIA_OVERRIDE_USERNAME`, `KOPIA_OVERRIDE_HOSTNAME` | — (required for backup/restore) | snapshot identity `user@host:path` |
 //! | `KOPIA_SOURCE_PATH_OVERRIDE` | `/data` | path of the identity (must be absolute); files are still read from `DATA_DIR` |
-//! | `KOPIA_CACHE_DIR` | `/cache` | arkiv writes its client configuration (`arkiv.config`) there; usage is reported when a run fails |
-//! | `KOPIA_CACHE_CAPACITY_BYTES` | 8589934592 (8 GiB) | size of the cache volume; a stop with the volume ≥ 90 % full exits 137 |
-//! | `KOPIA_METADATA_CACHE_SIZE_LIMIT_MB` | unset | read; this build keeps no local cache, so a set value is named in a warning; non-numeric ⇒ warning |
-//! | `KOPIA_CONTENT_CACHE_SIZE_LIMIT_MB` | unset | same |
-//! | `KOPIA_SKIP_CACHE_CONFIG` | false | carried; nothing to skip (no cache limits are applied) |
-//! | `KOPIA_FORCE_CACHE_REBUILD` | false | carried; this build keeps no local cache, so there is nothing to rebuild |
+//! | `KOPIA_CACHE_DIR` | `/cache` | the local cache (`<dir>/<repository id>/cache.sqlite`) and the client configuration (`arkiv.config`); unusable (read-only, full) ⇒ one warning, the run goes on uncached; usage is reported when a run fails |
+//! | `KOPIA_CACHE_CAPACITY_BYTES` | 8589934592 (8 GiB) | size of the cache volume: the cache keeps at most 60 % of it ([`MoverConfig::cache_limits`]); a stop with the volume ≥ 90 % full exits 137 |
+//! | `KOPIA_METADATA_CACHE_SIZE_LIMIT_MB` | unset (500 MiB) | bound of the cached metadata packs; `0` = no own bound (the capacity still applies); non-numeric ⇒ warning |
+//! | `KOPIA_CONTENT_CACHE_SIZE_LIMIT_MB` | unset | read and recorded; arkiv caches no data contents, so nothing is kept against it; non-numeric ⇒ warning |
+//! | `KOPIA_SKIP_CACHE_CONFIG` | false | `true`: the limits recorded in `arkiv.config` by the last run are kept (the script skips `kopia cache set`) |
+//! | `KOPIA_FORCE_CACHE_REBUILD` | false | `true`: the local cache is emptied before the run |
 //! | `KOPIA_MANUAL_CONFIG` | unset | JSON; see [`ManualConfig`] for the keys used; others ⇒ warnings |
 //! | `KOPIA_ADDITIONAL_ARGS` | empty | split on the literal `|VOLSYNC_ARG_SEP|`, empty pieces dropped; for the snapshot/restore step only |
 //! | `KOPIA_COMPRESSION` | unset | compression of new snapshots (name checked by the engine) |
@@ -88,6 +88,7 @@ use std::fmt;
 use std::path::{Component, Path, PathBuf};
 use std::time::Duration;
 
+use arkiv_engine::cache::CacheLimits;
 use arkiv_engine::snapshot::select::SnapshotQuery;
 use arkiv_format::gojson;
 use arkiv_format::snapshot::SourceInfo;
@@ -245,9 +246,13 @@ pub struct CacheSettings {
     pub content_limit_mb: Option<u64>,
     /// `KOPIA_SKIP_CACHE_CONFIG=true`: the controller saw the same limits applied last time.
     pub skip_reconfigure: bool,
-    /// `KOPIA_FORCE_CACHE_REBUILD=true` (nothing to rebuild: no local cache is kept yet).
+    /// `KOPIA_FORCE_CACHE_REBUILD=true`: empty the local cache before the run.
     pub force_rebuild: bool,
 }
+
+/// Share of `KOPIA_CACHE_CAPACITY_BYTES` the local cache's tables may fill: the rest holds
+/// the SQLite write-ahead log, `arkiv.config`, and stays below the 90 % exhaustion line.
+pub const CACHE_CAPACITY_PERCENT: u64 = 60;
 
 impl CacheSettings {
     /// arkiv's client configuration file, beside the caches (`/cache/arkiv.config`), so a cache
@@ -322,6 +327,9 @@ pub struct ManualConfig {
     /// `compression.algorithm`: the new repository's global-policy compression
     /// (`KOPIA_COMPRESSION` still wins for the backed-up source).
     pub compression: Option<String>,
+    /// `caching.maxCacheSize` (bytes, as in Kopia's `repository.config`): a bound on the
+    /// whole local cache, applied on every run.
+    pub max_cache_size: Option<u64>,
 }
 
 /// Logging knobs (contract §3.4; VolSync sets them only for maintenance jobs).
@@ -417,6 +425,47 @@ impl MoverConfig {
             OperationConfig::Restore(_) => Operation::Restore,
             OperationConfig::Maintenance => Operation::Maintenance,
         }
+    }
+
+    /// The local cache's bounds for this run: the metadata pack table gets
+    /// `KOPIA_METADATA_CACHE_SIZE_LIMIT_MB` (default and `0`: the engine's 500 MiB), the
+    /// index blob table the engine's default; together they are scaled down to at most
+    /// [`CACHE_CAPACITY_PERCENT`] % of `KOPIA_CACHE_CAPACITY_BYTES` and to
+    /// `KOPIA_MANUAL_CONFIG.caching.maxCacheSize`. With `KOPIA_SKIP_CACHE_CONFIG=true` the
+    /// metadata limit recorded in `arkiv.config` by the last run is kept, as the script keeps
+    /// the limits Kopia stored. (The engine further fits them to the free space.)
+    pub fn cache_limits(&self) -> CacheLimits {
+        let metadata_mb = if self.cache.skip_reconfigure {
+            recorded_metadata_limit_mb(&self.cache.config_file())
+                .unwrap_or(self.cache.metadata_limit_mb)
+        } else {
+            self.cache.metadata_limit_mb
+        };
+        let defaults = CacheLimits::default();
+        let limits = CacheLimits {
+            metadata_bytes: metadata_mb
+                .filter(|mb| *mb > 0)
+                .map_or(defaults.metadata_bytes, |mb| mb.saturating_mul(1 << 20)),
+            index_bytes: defaults.index_bytes,
+        };
+        let mut total = self.cache.capacity_bytes / 100 * CACHE_CAPACITY_PERCENT;
+        if let Some(max) = self.manual_config.max_cache_size.filter(|m| *m > 0) {
+            total = total.min(max);
+        }
+        limits.capped(total)
+    }
+}
+
+/// `metadataCacheSizeLimitMB` as the last run recorded it in `arkiv.config` (`Some(None)`:
+/// recorded as unset); `None` when there is no readable record.
+fn recorded_metadata_limit_mb(file: &Path) -> Option<Option<u64>> {
+    let text = std::fs::read_to_string(file).ok()?;
+    let doc: serde_json::Value = serde_json::from_str(&text).ok()?;
+    let v = doc.get("metadataCacheSizeLimitMB")?;
+    if v.is_null() {
+        Some(None)
+    } else {
+        v.as_u64().map(Some)
     }
 }
 
@@ -780,7 +829,7 @@ fn operation(args: &[String], vars: &mut Vars<'_>) -> Result<Operation, ConfigEr
 /// Names the variables this build reads but does not apply, when they are set (no silent
 /// divergence from the script).
 fn not_applied_warnings(vars: &mut Vars<'_>) {
-    const GROUPS: [(&[&str], &str); 3] = [
+    const GROUPS: [(&[&str], &str); 2] = [
         (
             &[
                 "HTTP_PROXY",
@@ -802,13 +851,6 @@ fn not_applied_warnings(vars: &mut Vars<'_>) {
                 "KOPIA_CONTENT_LOG_DIR_MAX_AGE",
             ],
             "this build logs to stdout/stderr only (ARKIV_LOG sets the engine's level)",
-        ),
-        (
-            &[
-                "KOPIA_METADATA_CACHE_SIZE_LIMIT_MB",
-                "KOPIA_CONTENT_CACHE_SIZE_LIMIT_MB",
-            ],
-            "this build keeps no local cache",
         ),
     ];
     for (names, why) in GROUPS {
@@ -1231,6 +1273,17 @@ fn parse_manual_config(json: &str, warnings: &mut Vec<String>) -> ManualConfig {
             continue;
         };
         for (key, v) in fields {
+            if (section.as_str(), key.as_str()) == ("caching", "maxCacheSize") {
+                match v.as_u64().or_else(|| v.as_str().and_then(|s| s.trim().parse().ok())) {
+                    Some(n) => out.max_cache_size = Some(n),
+                    None if v.is_null() => {}
+                    None => warnings.push(
+                        "KOPIA_MANUAL_CONFIG.caching.maxCacheSize is not a number of bytes; ignored"
+                            .into(),
+                    ),
+                }
+                continue;
+            }
             let target = match (section.as_str(), key.as_str()) {
                 ("encryption", "algorithm") => &mut out.encryption,
                 ("splitter", "algorithm") => &mut out.splitter,

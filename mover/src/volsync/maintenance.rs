@@ -29,6 +29,7 @@ pub(super) async fn run(cfg: &MoverConfig, stop: &CancellationToken) -> Result<(
     let repo = Repository::open(storage, cfg.password.expose(), conn.open_options())
         .await
         .map_err(|e| Failure::engine(&format!("opening the repository at {loc}"), &e))?;
+    conn.io.note_opened(&repo);
     let owner = &cfg.maintenance_owner;
     println!("INFO: running maintenance as {owner}");
     let report = stop
