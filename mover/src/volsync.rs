@@ -147,6 +147,10 @@ struct Produced {
     files: u64,
     bytes: u64,
     new_bytes: u64,
+    /// Restores: whether anything was restored.
+    restored: Option<bool>,
+    /// Restores that restored nothing: why (short, for the JSON result).
+    reason: Option<String>,
 }
 
 /// Runs the mover: `args` are the arguments after the program name, `env` the environment.
@@ -279,6 +283,8 @@ fn finish(
         new_bytes: produced.new_bytes,
         duration: started.elapsed(),
         error: reason,
+        restored: produced.restored,
+        reason: produced.reason,
     };
     print!(
         "{}",
