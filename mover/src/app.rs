@@ -5,8 +5,13 @@ use crate::{Env, exit};
 
 /// Installs the stderr logger (`ARKIV_LOG` filters, default `warn`).
 pub fn init_logging() {
+    init_logging_with_default("warn");
+}
+
+/// Installs the stderr logger: `ARKIV_LOG` filters, else `default` (a level such as `info`).
+pub fn init_logging_with_default(default: &str) {
     let filter = tracing_subscriber::EnvFilter::try_from_env("ARKIV_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)

@@ -153,6 +153,10 @@ struct Produced {
     files: u64,
     bytes: u64,
     new_bytes: u64,
+    /// Restores: whether anything was restored.
+    restored: Option<bool>,
+    /// Restores that restored nothing: why (short, for the JSON result).
+    reason: Option<String>,
 }
 
 /// Runs the mover: `args` are the arguments after the program name, `env` the environment.
@@ -287,6 +291,8 @@ fn finish(
         duration: started.elapsed(),
         error: reason,
         storage: op.is_some().then(|| run_state().io.report()),
+        restored: produced.restored,
+        reason: produced.reason,
     };
     print!(
         "{}",

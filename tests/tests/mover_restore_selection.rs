@@ -86,9 +86,24 @@ fn previous_and_as_of_pick_the_right_snapshot() {
         .filter(|l| l.starts_with("{\"id\""))
         .map(|l| serde_json::from_str(l).unwrap())
         .collect();
-    assert_eq!(json_lines.len(), 4, "every snapshot of every identity");
+    let ids_listed: std::collections::BTreeSet<&str> =
+        json_lines.iter().filter_map(|j| j["id"].as_str()).collect();
+    assert_eq!(ids_listed.len(), 4, "every snapshot of every identity");
     assert!(json_lines.iter().any(|j| j["userName"] == "other"));
     assert!(r.json["snapshotId"].is_null());
+    assert_eq!(r.json["restored"], false);
+    assert_eq!(
+        r.json["reason"],
+        "no snapshot of app@media:/data matches restoreAsOf=2020-01-01T00:00:00+00:00 (3 snapshot(s) exist)"
+    );
+    assert!(
+        r.stdout.contains(
+            "No snapshots found for app@media:/data with restoreAsOf=2020-01-01T00:00:00+00:00: \
+             it has 3 snapshot(s)"
+        ),
+        "{}",
+        r.stdout
+    );
     assert!(std::fs::read_dir(&s.restore).unwrap().next().is_none());
 
     let r = restore(&[("KOPIA_PREVIOUS", "3")]);
@@ -105,6 +120,44 @@ fn previous_and_as_of_pick_the_right_snapshot() {
             .contains("=== Discovery Mode: Available Snapshots ===")
     );
     assert!(r.stderr.contains("ARKIV_FAIL_IF_NO_SNAPSHOT"));
+
+    // Fail-closed through the channels the controller passes: a KOPIA_MANUAL_CONFIG key and
+    // an additionalArgs flag.
+    let r = restore(&[
+        ("KOPIA_PREVIOUS", "3"),
+        (
+            "KOPIA_MANUAL_CONFIG",
+            r#"{"arkiv":{"failIfNoSnapshot":true}}"#,
+        ),
+    ]);
+    r.expect_code(1);
+    assert!(
+        r.stderr.contains("arkiv.failIfNoSnapshot=true"),
+        "{}",
+        r.stderr
+    );
+    assert_eq!(r.json["restored"], false);
+    let r = restore(&[
+        ("KOPIA_RESTORE_AS_OF", "2020-01-01T00:00:00Z"),
+        (
+            "KOPIA_ADDITIONAL_ARGS",
+            "--skip-owners|VOLSYNC_ARG_SEP|--arkiv-fail-if-no-snapshot",
+        ),
+    ]);
+    r.expect_code(1);
+    assert!(
+        r.stderr.contains("--arkiv-fail-if-no-snapshot"),
+        "{}",
+        r.stderr
+    );
+    // A restore that finds its snapshot says restored: true.
+    let r = restore(&[(
+        "KOPIA_MANUAL_CONFIG",
+        r#"{"arkiv":{"failIfNoSnapshot":true}}"#,
+    )]);
+    r.expect_code(0);
+    assert_eq!(r.json["restored"], true);
+    assert!(r.json.get("reason").is_none());
 
     // Bad time: a configuration error, exit 1.
     let r = restore(&[("KOPIA_RESTORE_AS_OF", "yesterday")]);

@@ -11,6 +11,10 @@ fn main() {
         _ => Workload::Write,
     };
     app::tune_allocator(workload);
-    app::init_logging();
+    // KOPIA_LOG_LEVEL (kopia's console level) sets the engine's stderr level.
+    let level = env("KOPIA_LOG_LEVEL")
+        .and_then(|l| volsync::config::engine_log_level(&l))
+        .unwrap_or("warn");
+    app::init_logging_with_default(level);
     std::process::exit(volsync::mover_main(&args, &env));
 }

@@ -159,16 +159,7 @@ pub fn discovery_block(all: &[DiscoveredSnapshot]) -> String {
         });
         let _ = writeln!(out, "{} snapshot(s) in the repository:", sorted.len());
         for s in &sorted {
-            let line = DiscoveryJson {
-                id: &s.id,
-                user_name: &s.user_name,
-                host_name: &s.host_name,
-                path: &s.path,
-                start_time: gojson::time::format(&s.start_time),
-                end_time: gojson::time::format(&s.end_time),
-            };
-            // Serializing plain strings cannot fail; an empty line would only lose one entry.
-            out.push_str(&serde_json::to_string(&line).unwrap_or_default());
+            out.push_str(&discovery_json(s));
             out.push('\n');
         }
         let mut last: BTreeMap<String, DateTime<Utc>> = BTreeMap::new();
@@ -207,12 +198,118 @@ pub fn no_snapshot_output(requested: &str, discovery: Option<&[DiscoveredSnapsho
     out
 }
 
-/// The `ERROR:` line when `ARKIV_FAIL_IF_NO_SNAPSHOT=true` turns "nothing to restore" into a
-/// failure (exit 1; the controller then parses the discovery block into its status).
-pub fn no_snapshot_error(requested: &str) -> String {
-    format!(
-        "ERROR: no eligible snapshot of {requested} to restore (failing because ARKIV_FAIL_IF_NO_SNAPSHOT=true)"
-    )
+/// Most sources the end-of-run recap repeats (the newest ones; the full block lists all).
+pub const RECAP_MAX_SOURCES: usize = 3;
+
+/// Why a restore found nothing, in words a user acts on. `requested` is `user@host:path`,
+/// `selection` the user's `previous`/as-of words (`None` when neither was given),
+/// `eligible` how many snapshots the identity has before that selection, `all` every snapshot
+/// of the repository. Starts with `No snapshots found for <requested>` so that the
+/// controller's filter keeps it and its parser reads the requested identity from it.
+pub fn no_snapshot_reason(
+    requested: &str,
+    selection: Option<&str>,
+    eligible: usize,
+    all: &[DiscoveredSnapshot],
+) -> String {
+    let mut out = format!("No snapshots found for {requested}");
+    if let Some(sel) = selection.filter(|_| eligible > 0) {
+        let newest = all
+            .iter()
+            .filter(|s| s.source() == requested)
+            .map(|s| s.start_time)
+            .max();
+        let _ = write!(
+            out,
+            " with {sel}: it has {eligible} snapshot(s), the newest started {}; lower previous \
+             or move restoreAsOf later",
+            newest.map_or_else(String::new, |t| gojson::time::format(&t))
+        );
+        return out;
+    }
+    let sources = sources_newest_last(all);
+    if sources.is_empty() {
+        out.push_str(": the repository holds no snapshots yet (first backup not taken?)");
+        return out;
+    }
+    out.push_str("; this repository holds ");
+    let shown: Vec<String> = sources
+        .iter()
+        .rev()
+        .take(RECAP_MAX_SOURCES)
+        .map(|(src, count, newest)| {
+            format!(
+                "{src} ({count} snapshot(s), newest {})",
+                gojson::time::format(&newest.end_time)
+            )
+        })
+        .collect();
+    out.push_str(&shown.join(", "));
+    if sources.len() > RECAP_MAX_SOURCES {
+        let _ = write!(out, " and {} more", sources.len() - RECAP_MAX_SOURCES);
+    }
+    out.push_str("; set sourceIdentity (or username and hostname) to the source to restore");
+    out
+}
+
+/// Each source with its snapshot count and newest snapshot, the source with the newest
+/// snapshot last.
+fn sources_newest_last(all: &[DiscoveredSnapshot]) -> Vec<(String, usize, &DiscoveredSnapshot)> {
+    let mut by: BTreeMap<String, (usize, &DiscoveredSnapshot)> = BTreeMap::new();
+    for s in all {
+        let e = by.entry(s.source()).or_insert((0, s));
+        e.0 += 1;
+        if (s.end_time, &s.id) > (e.1.end_time, &e.1.id) {
+            e.1 = s;
+        }
+    }
+    let mut v: Vec<(String, usize, &DiscoveredSnapshot)> =
+        by.into_iter().map(|(k, (n, s))| (k, n, s)).collect();
+    v.sort_by(|a, b| (a.2.end_time, &a.0).cmp(&(b.2.end_time, &b.0)));
+    v
+}
+
+/// The end-of-run recap of a restore that found nothing, printed last before the summary so
+/// that VolSync's filtered 1 KiB window (`MOVER_LOG_MAX_BYTES`) keeps it whatever the number
+/// of snapshots: per source (at most [`RECAP_MAX_SOURCES`], newest last) the discovery header
+/// and one JSON line of its newest snapshot — the header before each line, so that a window
+/// cutting into the recap still parses — then `reason` (from [`no_snapshot_reason`]).
+/// The controller then lists the available identities; it counts one snapshot per identity
+/// from this recap (the true counts are in `reason` and the full block above).
+pub fn no_snapshot_recap(all: &[DiscoveredSnapshot], reason: &str) -> String {
+    let mut out = String::new();
+    let sources = sources_newest_last(all);
+    for (_, _, s) in sources
+        .iter()
+        .skip(sources.len().saturating_sub(RECAP_MAX_SOURCES))
+    {
+        out.push_str(DISCOVERY_HEADER);
+        out.push('\n');
+        out.push_str(&discovery_json(s));
+        out.push('\n');
+    }
+    out.push_str(&truncate(reason, REASON_MAX_BYTES));
+    out.push('\n');
+    out
+}
+
+fn discovery_json(s: &DiscoveredSnapshot) -> String {
+    let line = DiscoveryJson {
+        id: &s.id,
+        user_name: &s.user_name,
+        host_name: &s.host_name,
+        path: &s.path,
+        start_time: gojson::time::format(&s.start_time),
+        end_time: gojson::time::format(&s.end_time),
+    };
+    // Serializing plain strings cannot fail; an empty line would only lose one entry.
+    serde_json::to_string(&line).unwrap_or_default()
+}
+
+/// The `ERROR:` line when the user chose fail-closed restores (`why` names the setting) and
+/// nothing was restored (exit 1; the controller then parses the recap into its status).
+pub fn no_snapshot_error(requested: &str, why: &str) -> String {
+    format!("ERROR: no eligible snapshot of {requested} to restore (failing because {why})")
 }
 
 /// Cache usage for the failure diagnostics.
@@ -397,6 +494,10 @@ pub struct RunResult {
     pub error: Option<String>,
     /// Storage requests and local-cache hits (omitted from the JSON when `None`).
     pub storage: Option<crate::connect::IoReport>,
+    /// Restores only: whether anything was restored (`None` for other operations).
+    pub restored: Option<bool>,
+    /// Restores that restored nothing: why, in words a user acts on.
+    pub reason: Option<String>,
 }
 
 #[derive(Serialize)]
@@ -412,11 +513,15 @@ struct ResultJson<'a> {
     error: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     storage: Option<crate::connect::IoReport>,
+    restored: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    reason: Option<String>,
 }
 
 impl RunResult {
     /// `{"operation":…,"result":…,"snapshotId":…,"files":…,"bytes":…,"newBytes":…,
-    /// "durationSeconds":…,"error":…}` on one line, without a newline. The duration has
+    /// "durationSeconds":…,"error":…}` on one line, without a newline; restores add
+    /// `"restored":true|false` and, when nothing was restored, `"reason":…`. The duration has
     /// millisecond precision; the error is cut to [`JSON_ERROR_MAX_BYTES`].
     pub fn json_line(&self) -> String {
         let millis = u64::try_from(self.duration.as_millis()).unwrap_or(u64::MAX);
@@ -433,6 +538,11 @@ impl RunResult {
                 .as_deref()
                 .map(|e| truncate(e, JSON_ERROR_MAX_BYTES)),
             storage: self.storage,
+            restored: self.restored,
+            reason: self
+                .reason
+                .as_deref()
+                .map(|e| truncate(e, JSON_ERROR_MAX_BYTES)),
         };
         // Strings, integers and a finite float: serialization cannot fail.
         serde_json::to_string(&json).unwrap_or_default()

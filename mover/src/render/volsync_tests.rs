@@ -56,7 +56,7 @@ fn fixed_lines() {
         "INFO: Repository connected: filesystem:///mnt/repo"
     );
     assert_eq!(
-        no_snapshot_error("app@media:/data"),
+        no_snapshot_error("app@media:/data", "ARKIV_FAIL_IF_NO_SNAPSHOT=true"),
         "ERROR: no eligible snapshot of app@media:/data to restore (failing because ARKIV_FAIL_IF_NO_SNAPSHOT=true)"
     );
 }
@@ -366,6 +366,8 @@ fn json_result_golden() {
         duration: Duration::from_millis(12_345),
         error: None,
         storage: None,
+        restored: None,
+        reason: None,
     };
     assert_eq!(
         r.json_line(),

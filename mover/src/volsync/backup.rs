@@ -57,11 +57,13 @@ pub(super) async fn run(
         println!("WARN: {w}");
     }
 
-    if let Some(script) = &b.before_snapshot {
-        println!("INFO: running KOPIA_BEFORE_SNAPSHOT");
-        run_action(script, data, stop)
+    let actions = actions_enabled(cfg, b);
+    if let Some(script) = b.before_snapshot.as_deref().filter(|_| actions) {
+        println!("INFO: running KOPIA_BEFORE_SNAPSHOT with sh -c");
+        run_action(script, ACTION_TIMEOUT, stop)
             .await
             .map_err(|e| Failure::new(format!("KOPIA_BEFORE_SNAPSHOT failed: {e}")))?;
+        println!("INFO: KOPIA_BEFORE_SNAPSHOT completed successfully");
     }
     stop.check()?;
 
@@ -140,16 +142,20 @@ pub(super) async fn run(
     }
     println!("{}", report::SNAPSHOT_CREATED);
 
+    // Right after the snapshot, before retention, as the script runs it.
+    if let Some(script) = b.after_snapshot.as_deref().filter(|_| actions) {
+        println!("INFO: running KOPIA_AFTER_SNAPSHOT with sh -c");
+        match run_action(script, ACTION_TIMEOUT, stop).await {
+            Ok(()) => println!("INFO: KOPIA_AFTER_SNAPSHOT completed successfully"),
+            Err(e) => println!(
+                "WARN: KOPIA_AFTER_SNAPSHOT failed: {e} (the snapshot was created; not a failure)"
+            ),
+        }
+    }
+
     retention(b, &repo, &source, stop).await?;
     if let Some(fields) = cfg.features.source_marker {
         super::marker::refresh(cfg, &repo, &b.identity, fields, stop).await?;
-    }
-
-    if let Some(script) = &b.after_snapshot {
-        println!("INFO: running KOPIA_AFTER_SNAPSHOT");
-        if let Err(e) = run_action(script, data, stop).await {
-            println!("WARN: KOPIA_AFTER_SNAPSHOT failed: {e}");
-        }
     }
     Ok(())
 }
@@ -221,12 +227,26 @@ async fn create(
             ))
         })?;
     }
-    if let Some(c) = &cfg.manual_config.compression {
-        println!(
-            "WARN: KOPIA_MANUAL_CONFIG compression.algorithm {c:?} is not stored as the global \
-             policy by this build; set KOPIA_COMPRESSION for the source instead"
-        );
+    if let Some(h) = &cfg.manual_config.hash {
+        opts.hash = h.parse().map_err(|e| {
+            Failure::new(format!(
+                "invalid configuration: KOPIA_MANUAL_CONFIG hash.algorithm {h:?}: {e}"
+            ))
+        })?;
     }
+    // Checked before anything is written, as `kopia repository create --compression` would.
+    let global_compression = match &cfg.manual_config.compression {
+        Some(c) => Some(
+            compression::choose(c)
+                .map_err(|e| {
+                    Failure::new(format!(
+                        "invalid configuration: KOPIA_MANUAL_CONFIG compression.algorithm={e}"
+                    ))
+                })
+                .map(|_| c.clone())?,
+        ),
+        None => None,
+    };
     let repo = conn
         .create(storage, cfg.password.expose(), &opts)
         .await
@@ -235,6 +255,22 @@ async fn create(
         "INFO: Repository created at {}",
         text::new_repository(&conn.describe(), &repo, &opts.maintenance_owner)
     );
+    if let Some(name) = global_compression {
+        // The repository-wide default: the global policy's compressor.
+        let n = name.clone();
+        set_policy(
+            &repo,
+            &PolicyTarget::Global,
+            &id.username,
+            &id.hostname,
+            move |p| p.compression.compressor_name = n,
+        )
+        .await
+        .map_err(|e| Failure::engine("storing the global compression policy", &e))?;
+        println!(
+            "INFO: global policy compression set to {name} (KOPIA_MANUAL_CONFIG compression.algorithm)"
+        );
+    }
     stop.check()?;
     Ok(repo)
 }
@@ -267,25 +303,70 @@ async fn compression(
     Ok(choice.algorithm)
 }
 
-/// Runs a user action with `sh -c` in `dir`, with the script's 300 s limit.
-async fn run_action(script: &str, dir: &Path, stop: &CancellationToken) -> Result<(), String> {
-    let sh = ["/bin/sh", "/usr/bin/sh"]
-        .into_iter()
-        .find(|p| Path::new(p).exists())
-        .ok_or("no shell (/bin/sh) in this image to run it")?;
-    let mut child = tokio::process::Command::new(sh)
+/// Whether `KOPIA_BEFORE_SNAPSHOT` / `KOPIA_AFTER_SNAPSHOT` run: not when the repository
+/// configuration file of `policyConfig` (`KOPIA_REPOSITORY_CONFIG_FILE`) says
+/// `"enableActions": false`, as in the script. A missing or unreadable file leaves them on
+/// (the script's rule too), with a warning when it cannot be read.
+fn actions_enabled(cfg: &MoverConfig, b: &BackupConfig) -> bool {
+    if b.before_snapshot.is_none() && b.after_snapshot.is_none() {
+        return true;
+    }
+    let Some(file) = &cfg.policy_files.repository_config_file else {
+        return true;
+    };
+    let text = match std::fs::read_to_string(file) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return true,
+        Err(e) => {
+            println!(
+                "WARN: cannot read the repository configuration {}: {e}; hooks stay enabled",
+                file.display()
+            );
+            return true;
+        }
+    };
+    match serde_json::from_str::<serde_json::Value>(&text) {
+        Ok(v) if v.get("enableActions") == Some(&serde_json::Value::Bool(false)) => {
+            println!(
+                "INFO: KOPIA_BEFORE_SNAPSHOT / KOPIA_AFTER_SNAPSHOT skipped: {} says \
+                 enableActions: false",
+                file.display()
+            );
+            false
+        }
+        Ok(_) => true,
+        Err(e) => {
+            println!(
+                "WARN: the repository configuration {} is not valid JSON ({e}); hooks stay \
+                 enabled",
+                file.display()
+            );
+            true
+        }
+    }
+}
+
+/// Runs a user action as the script does: `sh -c SCRIPT` (the image's busybox `sh`, found on
+/// `PATH`), in the mover's working directory, stdout/stderr into the mover's log, killed after
+/// `limit` (300 s: the script's `timeout 300`) or on a stop.
+pub(super) async fn run_action(
+    script: &str,
+    limit: Duration,
+    stop: &CancellationToken,
+) -> Result<(), String> {
+    let mut child = tokio::process::Command::new("sh")
         .arg("-c")
         .arg(script)
-        .current_dir(dir)
+        .stdin(std::process::Stdio::null())
         .kill_on_drop(true)
         .spawn()
-        .map_err(|e| format!("cannot start {sh}: {e}"))?;
+        .map_err(|e| format!("cannot start sh (a shell is needed to run it): {e}"))?;
     tokio::select! {
-        r = tokio::time::timeout(ACTION_TIMEOUT, child.wait()) => match r {
+        r = tokio::time::timeout(limit, child.wait()) => match r {
             Ok(Ok(status)) if status.success() => Ok(()),
             Ok(Ok(status)) => Err(format!("exited with {status}")),
             Ok(Err(e)) => Err(format!("wait failed: {e}")),
-            Err(_) => Err(format!("timed out after {}s", ACTION_TIMEOUT.as_secs())),
+            Err(_) => Err(format!("timed out after {} s", limit.as_secs())),
         },
         () = stop.cancelled() => Err("interrupted by a stop request".into()),
     }
@@ -372,5 +453,36 @@ fn describe_retention(r: &Retention) -> String {
         "compression".into()
     } else {
         parts.join(", ")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rt() -> tokio::runtime::Runtime {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap()
+    }
+
+    #[test]
+    fn actions_run_with_sh_and_report_failure_and_timeout() {
+        let stop = CancellationToken::new();
+        rt().block_on(async {
+            let ok = run_action("test \"$(echo a b)\" = 'a b'", ACTION_TIMEOUT, &stop).await;
+            assert_eq!(ok, Ok(()));
+            let failed = run_action("exit 3", ACTION_TIMEOUT, &stop)
+                .await
+                .unwrap_err();
+            assert!(failed.contains("exit status: 3"), "{failed}");
+            let started = std::time::Instant::now();
+            let slow = run_action("sleep 30", Duration::from_millis(300), &stop)
+                .await
+                .unwrap_err();
+            assert!(slow.contains("timed out"), "{slow}");
+            assert!(started.elapsed() < Duration::from_secs(10));
+        });
     }
 }

@@ -71,7 +71,8 @@
 //! | `KOPIA_DISCOVER_SNAPSHOTS` | false (VolSync sets `true` for restores) | print the discovery block when nothing is restored |
 //! | `ARKIV_FAIL_IF_NO_SNAPSHOT` | false | restore: no eligible snapshot ⇒ exit 1 instead of 0 |
 //! | `ARKIV_MAINTENANCE_OWNER` ▸ `KOPIA_OVERRIDE_MAINTENANCE_USERNAME` | `maintenance@volsync` | maintenance owner; `user` means `user@volsync` |
-//! | `KOPIA_LOG_LEVEL`, `KOPIA_FILE_LOG_LEVEL` | `info`, `info` | read, not applied (logs go to stdout/stderr; `ARKIV_LOG` sets the engine's level): a set value is named in a warning |
+//! | `KOPIA_LOG_LEVEL` | unset (arkiv's `warn`) | level of the engine's stderr log: `debug`, `info`, `warning`, `error` (`ARKIV_LOG` wins); other values ⇒ warning |
+//! | `KOPIA_FILE_LOG_LEVEL` | `info` | read, not applied (no log files are written): a set value is named in a warning |
 //! | `KOPIA_LOG_DIR_MAX_FILES`, `KOPIA_LOG_DIR_MAX_AGE` | 3, `4h` | read, not applied (no log directory is written): a set value is named in a warning |
 //! | `KOPIA_CONTENT_LOG_DIR_MAX_FILES`, `KOPIA_CONTENT_LOG_DIR_MAX_AGE` | 3, `4h` | same |
 //! | `KOPIA_CONFIG_PATH`, `KOPIA_GLOBAL_POLICY_FILE`, `KOPIA_REPOSITORY_CONFIG_FILE` | unset | policy files mounted by `policyConfig`; carried for the runner |
@@ -314,10 +315,11 @@ impl RestoreSelection {
     }
 }
 
-/// The keys of `KOPIA_MANUAL_CONFIG` that map to arkiv settings. They apply only when arkiv
-/// creates a repository (as in the script). Other keys — `compression.minSize`,
-/// `compression.maxSize`, `caching.maxCacheSize` (no such Kopia v0.22 flags exist either) and
-/// anything unknown — are ignored with a warning.
+/// The keys of `KOPIA_MANUAL_CONFIG` that map to arkiv settings. Encryption, splitter, hash
+/// and compression apply only when arkiv creates a repository (as in the script);
+/// `caching.maxCacheSize` bounds the local cache on every run; the `arkiv` section holds
+/// arkiv's own settings. Other keys — `compression.minSize`, `compression.maxSize` (no such
+/// Kopia v0.22 flags exist either) and anything unknown — are ignored with a warning.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct ManualConfig {
     /// `encryption.algorithm`: the new repository's encryption (e.g. `AES256-GCM-HMAC-SHA256`).
@@ -330,6 +332,11 @@ pub struct ManualConfig {
     /// `caching.maxCacheSize` (bytes, as in Kopia's `repository.config`): a bound on the
     /// whole local cache, applied on every run.
     pub max_cache_size: Option<u64>,
+    /// `hash.algorithm`: the new repository's hash (e.g. `BLAKE2B-256-128`).
+    pub hash: Option<String>,
+    /// `arkiv.failIfNoSnapshot`: a restore that finds no eligible snapshot fails (exit 1)
+    /// instead of succeeding with nothing restored.
+    pub fail_if_no_snapshot: Option<bool>,
 }
 
 /// Logging knobs (contract §3.4; VolSync sets them only for maintenance jobs).
@@ -724,6 +731,13 @@ impl MoverConfig {
             force_rebuild: vars.flag("KOPIA_FORCE_CACHE_REBUILD"),
         };
 
+        if let Some(l) = vars.get("KOPIA_LOG_LEVEL") {
+            if engine_log_level(&l).is_none() {
+                vars.warnings.push(format!(
+                    "KOPIA_LOG_LEVEL={l:?} is not debug, info, warning or error; ignored"
+                ));
+            }
+        }
         let log = LogSettings {
             level: vars.get("KOPIA_LOG_LEVEL").unwrap_or_else(|| "info".into()),
             file_level: vars
@@ -826,6 +840,18 @@ fn operation(args: &[String], vars: &mut Vars<'_>) -> Result<Operation, ConfigEr
     }
 }
 
+/// `KOPIA_LOG_LEVEL` (kopia's console level: `debug`, `info`, `warning`, `error`) as the
+/// level of arkiv's stderr log; `None` for anything else. `ARKIV_LOG` still wins.
+pub fn engine_log_level(kopia_level: &str) -> Option<&'static str> {
+    match kopia_level.trim().to_ascii_lowercase().as_str() {
+        "debug" => Some("debug"),
+        "info" => Some("info"),
+        "warning" | "warn" => Some("warn"),
+        "error" => Some("error"),
+        _ => None,
+    }
+}
+
 /// Names the variables this build reads but does not apply, when they are set (no silent
 /// divergence from the script).
 fn not_applied_warnings(vars: &mut Vars<'_>) {
@@ -843,14 +869,13 @@ fn not_applied_warnings(vars: &mut Vars<'_>) {
         ),
         (
             &[
-                "KOPIA_LOG_LEVEL",
                 "KOPIA_FILE_LOG_LEVEL",
                 "KOPIA_LOG_DIR_MAX_FILES",
                 "KOPIA_LOG_DIR_MAX_AGE",
                 "KOPIA_CONTENT_LOG_DIR_MAX_FILES",
                 "KOPIA_CONTENT_LOG_DIR_MAX_AGE",
             ],
-            "this build logs to stdout/stderr only (ARKIV_LOG sets the engine's level)",
+            "this build writes no log files (KOPIA_LOG_LEVEL sets the level of its stderr log)",
         ),
     ];
     for (names, why) in GROUPS {
@@ -1253,11 +1278,14 @@ fn parse_manual_config(json: &str, warnings: &mut Vec<String>) -> ManualConfig {
     };
     for (section, body) in top {
         if section == "arkiv" {
-            continue; // arkiv's own settings: read by `super::features`
+            // arkiv's own settings: `failIfNoSnapshot` here, the rest (and the warning for
+            // unknown keys) in `super::features`.
+            arkiv_section(body, &mut out, warnings);
+            continue;
         }
         if !matches!(
             section.as_str(),
-            "encryption" | "splitter" | "compression" | "caching"
+            "encryption" | "splitter" | "compression" | "caching" | "hash"
         ) {
             warnings.push(format!(
                 "KOPIA_MANUAL_CONFIG.{section} is not used by arkiv; ignored"
@@ -1288,6 +1316,7 @@ fn parse_manual_config(json: &str, warnings: &mut Vec<String>) -> ManualConfig {
                 ("encryption", "algorithm") => &mut out.encryption,
                 ("splitter", "algorithm") => &mut out.splitter,
                 ("compression", "algorithm") => &mut out.compression,
+                ("hash", "algorithm") => &mut out.hash,
                 _ => {
                     warnings.push(format!(
                         "KOPIA_MANUAL_CONFIG.{section}.{key} is not supported by arkiv; ignored"
@@ -1305,6 +1334,27 @@ fn parse_manual_config(json: &str, warnings: &mut Vec<String>) -> ManualConfig {
         }
     }
     out
+}
+
+/// The `arkiv` section of `KOPIA_MANUAL_CONFIG`: arkiv's own settings, passed through the
+/// Secret key the controller already maps. One key per setting.
+fn arkiv_section(body: &serde_json::Value, out: &mut ManualConfig, warnings: &mut Vec<String>) {
+    // A section that is not an object fails the run in `super::features`.
+    let Some(fields) = body.as_object() else {
+        return;
+    };
+    for (key, v) in fields {
+        match key.as_str() {
+            "failIfNoSnapshot" => match v.as_bool() {
+                Some(b) => out.fail_if_no_snapshot = Some(b),
+                None => warnings.push(format!(
+                    "KOPIA_MANUAL_CONFIG.arkiv.failIfNoSnapshot is not true or false ({v}); ignored"
+                )),
+            },
+            // The other keys, and the warning for unknown ones: `super::features`.
+            _ => {}
+        }
+    }
 }
 
 #[cfg(test)]

@@ -897,7 +897,7 @@ fn actions_policy_files_proxies_and_misc() {
     );
     assert!(
         c.warnings.iter().any(|w| w.starts_with(
-            "KOPIA_LOG_LEVEL, KOPIA_LOG_DIR_MAX_FILES, KOPIA_LOG_DIR_MAX_AGE, \
+            "KOPIA_LOG_DIR_MAX_FILES, KOPIA_LOG_DIR_MAX_AGE, \
              KOPIA_CONTENT_LOG_DIR_MAX_AGE not applied"
         )),
         "{:?}",
@@ -1031,7 +1031,9 @@ fn manual_config_mapped_keys() {
                 "splitter":{"algorithm":"DYNAMIC-8M-BUZHASH"},
                 "compression":{"algorithm":"zstd","minSize":1000,"maxSize":9},
                 "caching":{"maxCacheSize":100},
-                "hashing":{"algorithm":"BLAKE3-256"}}"#,
+                "hashing":{"algorithm":"BLAKE3-256"},
+                "hash":{"algorithm":"BLAKE3-256"},
+                "arkiv":{"failIfNoSnapshot":true,"bogus":1}}"#,
         )],
     );
     assert_eq!(
@@ -1041,6 +1043,8 @@ fn manual_config_mapped_keys() {
             splitter: Some("DYNAMIC-8M-BUZHASH".into()),
             compression: Some("zstd".into()),
             max_cache_size: Some(100),
+            hash: Some("BLAKE3-256".into()),
+            fail_if_no_snapshot: Some(true),
         }
     );
     let mut w = c.warnings.clone();
@@ -1102,4 +1106,269 @@ fn secrets_are_not_echoed_in_errors() {
         &[("KOPIA_PASSWORD", ""), ("AWS_SECRET_ACCESS_KEY", "x")],
     );
     assert_eq!(e, ConfigError::Missing("KOPIA_PASSWORD"));
+}
+
+// ---- every variable of the contract's table (issue 16) ----------------------------------
+
+/// How the mover treats one contract variable.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Treatment {
+    /// It changes the configuration the run uses (the effect is tested end to end where
+    /// named in mover/README.md).
+    Honoured,
+    /// A set value is named in a `WARN:` line.
+    Warned,
+    /// Owned by another change (issue 11 policy files, 13 cache, 15 backends/proxies): read
+    /// here, its treatment is that change's to assert.
+    Elsewhere,
+}
+
+/// Contract §3.1, §3.3, §3.4 (the variables VolSync sets or the script reads, besides the
+/// backend keys of §3.2 and `CUSTOM_CA`, which belong to the backends' change), with a value
+/// that differs from the default.
+const CONTRACT_VARIABLES: &[(&str, &str, &str, Treatment)] = &[
+    ("backup", "DATA_DIR", "/elsewhere", Treatment::Honoured),
+    (
+        "backup",
+        "KOPIA_CACHE_DIR",
+        "/other-cache",
+        Treatment::Honoured,
+    ),
+    ("backup", "KOPIA_PASSWORD", "other", Treatment::Honoured),
+    (
+        "backup",
+        "KOPIA_REPOSITORY",
+        "filesystem:///mnt/b",
+        Treatment::Honoured,
+    ),
+    (
+        "backup",
+        "KOPIA_MANUAL_CONFIG",
+        r#"{"splitter":{"algorithm":"FIXED-1M"}}"#,
+        Treatment::Honoured,
+    ),
+    (
+        "backup",
+        "KOPIA_OVERRIDE_USERNAME",
+        "u2",
+        Treatment::Honoured,
+    ),
+    (
+        "backup",
+        "KOPIA_OVERRIDE_HOSTNAME",
+        "h2",
+        Treatment::Honoured,
+    ),
+    (
+        "backup",
+        "KOPIA_CACHE_CAPACITY_BYTES",
+        "1000",
+        Treatment::Honoured,
+    ),
+    (
+        "backup",
+        "KOPIA_METADATA_CACHE_SIZE_LIMIT_MB",
+        "10",
+        Treatment::Elsewhere,
+    ),
+    (
+        "backup",
+        "KOPIA_CONTENT_CACHE_SIZE_LIMIT_MB",
+        "10",
+        Treatment::Elsewhere,
+    ),
+    (
+        "backup",
+        "KOPIA_SKIP_CACHE_CONFIG",
+        "true",
+        Treatment::Elsewhere,
+    ),
+    (
+        "backup",
+        "KOPIA_FORCE_CACHE_REBUILD",
+        "true",
+        Treatment::Elsewhere,
+    ),
+    ("backup", "PRIVILEGED_MOVER", "1", Treatment::Honoured),
+    (
+        "backup",
+        "HTTP_PROXY",
+        "http://p:3128",
+        Treatment::Elsewhere,
+    ),
+    (
+        "backup",
+        "HTTPS_PROXY",
+        "http://p:3128",
+        Treatment::Elsewhere,
+    ),
+    ("backup", "NO_PROXY", "10.0.0.0/8", Treatment::Elsewhere),
+    ("backup", "DEBUG_MOVER", "1", Treatment::Honoured),
+    (
+        "backup",
+        "KOPIA_ADDITIONAL_ARGS",
+        "--description=x",
+        Treatment::Honoured,
+    ),
+    (
+        "backup",
+        "KOPIA_CONFIG_PATH",
+        "/kopia-config",
+        Treatment::Elsewhere,
+    ),
+    (
+        "backup",
+        "KOPIA_GLOBAL_POLICY_FILE",
+        "/kopia-config/g.json",
+        Treatment::Elsewhere,
+    ),
+    (
+        "backup",
+        "KOPIA_REPOSITORY_CONFIG_FILE",
+        "/kopia-config/r.config",
+        Treatment::Honoured,
+    ),
+    (
+        "backup",
+        "KOPIA_STRUCTURED_REPOSITORY_CONFIG",
+        "{}",
+        Treatment::Elsewhere,
+    ),
+    ("backup", "version", "1.2.3", Treatment::Honoured),
+    ("backup", "builddate", "2026-01-01", Treatment::Honoured),
+    ("backup", "KOPIA_COMPRESSION", "zstd", Treatment::Honoured),
+    ("backup", "KOPIA_PARALLELISM", "3", Treatment::Honoured),
+    (
+        "backup",
+        "KOPIA_SOURCE_PATH_OVERRIDE",
+        "/srv",
+        Treatment::Honoured,
+    ),
+    (
+        "restore",
+        "KOPIA_SOURCE_PATH_OVERRIDE",
+        "/srv",
+        Treatment::Honoured,
+    ),
+    ("backup", "KOPIA_RETAIN_HOURLY", "1", Treatment::Honoured),
+    ("backup", "KOPIA_RETAIN_DAILY", "1", Treatment::Honoured),
+    ("backup", "KOPIA_RETAIN_WEEKLY", "1", Treatment::Honoured),
+    ("backup", "KOPIA_RETAIN_MONTHLY", "1", Treatment::Honoured),
+    ("backup", "KOPIA_RETAIN_YEARLY", "1", Treatment::Honoured),
+    ("backup", "KOPIA_RETAIN_LATEST", "1", Treatment::Honoured),
+    (
+        "backup",
+        "KOPIA_BEFORE_SNAPSHOT",
+        "true",
+        Treatment::Honoured,
+    ),
+    (
+        "backup",
+        "KOPIA_AFTER_SNAPSHOT",
+        "true",
+        Treatment::Honoured,
+    ),
+    (
+        "restore",
+        "KOPIA_RESTORE_AS_OF",
+        "2026-01-01T00:00:00Z",
+        Treatment::Honoured,
+    ),
+    ("restore", "KOPIA_PREVIOUS", "2", Treatment::Honoured),
+    ("restore", "KOPIA_SHALLOW", "2", Treatment::Honoured),
+    (
+        "restore",
+        "KOPIA_ENABLE_FILE_DELETION",
+        "true",
+        Treatment::Honoured,
+    ),
+    (
+        "restore",
+        "KOPIA_DISCOVER_SNAPSHOTS",
+        "true",
+        Treatment::Honoured,
+    ),
+    (
+        "restore",
+        "KOPIA_ADDITIONAL_ARGS",
+        "--skip-owners",
+        Treatment::Honoured,
+    ),
+    ("backup", "KOPIA_LOG_LEVEL", "debug", Treatment::Honoured),
+    ("backup", "KOPIA_FILE_LOG_LEVEL", "debug", Treatment::Warned),
+    ("backup", "KOPIA_LOG_DIR_MAX_FILES", "9", Treatment::Warned),
+    ("backup", "KOPIA_LOG_DIR_MAX_AGE", "1h", Treatment::Warned),
+    (
+        "backup",
+        "KOPIA_CONTENT_LOG_DIR_MAX_FILES",
+        "9",
+        Treatment::Warned,
+    ),
+    (
+        "backup",
+        "KOPIA_CONTENT_LOG_DIR_MAX_AGE",
+        "1h",
+        Treatment::Warned,
+    ),
+    (
+        "maintenance",
+        "KOPIA_OVERRIDE_MAINTENANCE_USERNAME",
+        "ops",
+        Treatment::Honoured,
+    ),
+    ("restore", "DIRECTION", "source", Treatment::Honoured),
+];
+
+/// Every variable of the contract's table is read: set to a non-default value it either
+/// changes the configuration (honoured) or is named in a warning (warned) — never read and
+/// dropped.
+#[test]
+fn every_contract_variable_is_honoured_or_warned() {
+    let base = |op: &str| {
+        if op == "maintenance" {
+            ok(&[], &[("DIRECTION", "maintenance")])
+        } else {
+            ok(&[op], &[])
+        }
+    };
+    for &(op, var, value, treatment) in CONTRACT_VARIABLES {
+        let before = base(op);
+        let after = if op == "maintenance" {
+            ok(&[], &[("DIRECTION", "maintenance"), (var, value)])
+        } else {
+            ok(&[op], &[(var, value)])
+        };
+        let warned = after.warnings.iter().any(|w| w.contains(var));
+        let mut unwarned = after.clone();
+        unwarned.warnings = before.warnings.clone();
+        let changed = unwarned != before;
+        match treatment {
+            Treatment::Honoured => assert!(
+                changed && !warned,
+                "{op} {var}={value}: expected an effect and no warning ({:?})",
+                after.warnings
+            ),
+            Treatment::Warned => {
+                assert!(warned, "{op} {var}={value}: expected a warning naming it")
+            }
+            Treatment::Elsewhere => {
+                assert!(changed || warned, "{op} {var}={value}: read and dropped")
+            }
+        }
+    }
+}
+
+#[test]
+fn kopia_log_levels_map_onto_arkiv_levels() {
+    assert_eq!(engine_log_level("debug"), Some("debug"));
+    assert_eq!(engine_log_level("INFO"), Some("info"));
+    assert_eq!(engine_log_level("warning"), Some("warn"));
+    assert_eq!(engine_log_level("error"), Some("error"));
+    assert_eq!(engine_log_level("loud"), None);
+    let c = ok(&["backup"], &[("KOPIA_LOG_LEVEL", "loud")]);
+    assert!(
+        c.warnings
+            .iter()
+            .any(|w| w.contains("KOPIA_LOG_LEVEL=\"loud\""))
+    );
 }

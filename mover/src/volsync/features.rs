@@ -46,8 +46,10 @@ use super::config::ConfigError;
 /// The longest jitter or spread accepted: one hour.
 pub const MAX_JITTER_SECONDS: u64 = 3600;
 
-/// The keys of the `arkiv` section this module reads.
-pub const SECTION_KEYS: [&str; 5] = [
+/// The keys of the `arkiv` section (`failIfNoSnapshot` is read by the restore's
+/// configuration, `super::config`; the others here).
+pub const SECTION_KEYS: [&str; 6] = [
+    "failIfNoSnapshot",
     "sourceMarker",
     "jitter",
     "metrics",
@@ -190,6 +192,14 @@ pub fn read(
     if let Some(v) = get("ARKIV_REPO_OWNER_GID") {
         p.owner_gid = Some(id_var("ARKIV_REPO_OWNER_GID", &v)?);
     }
+    if !f.metrics.is_off() {
+        warnings.push(
+            "metrics (ARKIV_PUSHGATEWAY_URL, ARKIV_METRICS_TEXTFILE, arkiv.metrics) are not \
+             written by this build yet; ignored"
+                .into(),
+        );
+    }
+    let p = &mut f.repo_permissions;
     if p.owner_uid.is_some() != p.owner_gid.is_some() {
         warnings.push(
             "repository owner: only one of uid and gid is set; kopia and arkiv change the \
@@ -202,6 +212,7 @@ pub fn read(
 
 fn section_value(f: &mut Features, key: &str, v: &Value) -> Result<(), ConfigError> {
     match key {
+        "failIfNoSnapshot" => {} // read by `super::config`
         "sourceMarker" => {
             f.source_marker = match v {
                 Value::Bool(false) | Value::Null => None,

@@ -9,7 +9,9 @@ use arkiv_engine::repo::Snapshot;
 use arkiv_engine::snapshot::restore::{RestoreOptions, restore_entry};
 use arkiv_engine::snapshot::select;
 use arkiv_format::gojson;
+use arkiv_format::snapshot::SourceInfo;
 
+use super::additional_args::RestoreArgs;
 use super::config::{MoverConfig, RestoreConfig};
 use super::{
     Failure, LOST_FOUND, Produced, Stop, begin, connection, probe, snapshots, storage,
@@ -29,11 +31,11 @@ pub(super) async fn run(
     produced: &mut Produced,
 ) -> Result<(), Failure> {
     let (data, source) = begin(cfg, &r.data_dir, &r.identity)?;
-    for a in &r.additional_args {
-        println!(
-            "WARN: KOPIA_ADDITIONAL_ARGS: {a:?} does not apply to a restore in arkiv; ignored"
-        );
+    let extra = RestoreArgs::parse(&r.additional_args);
+    for w in &extra.warnings {
+        println!("WARN: {w}");
     }
+    produced.restored = Some(false);
     let repo = connect_read_only(cfg, stop).await?;
     let snapshots = match &repo {
         Some(repo) => {
@@ -47,28 +49,7 @@ pub(super) async fn run(
     };
     let picked = select::select(&snapshots, &r.selection.query(source.clone())).ok();
     let (Some(repo), Some(snap)) = (repo.as_ref(), picked) else {
-        println!(
-            "INFO: {} snapshot(s) of {source}; selection: previous={}{}",
-            select::eligible(&snapshots, &source).len(),
-            r.selection.previous,
-            r.selection
-                .restore_as_of
-                .map(|t| format!(", as of {}", t.to_rfc3339()))
-                .unwrap_or_default()
-        );
-        let all = discovered(&snapshots);
-        let discovery = r.discover_snapshots.then_some(all.as_slice());
-        print!(
-            "{}",
-            report::no_snapshot_output(&source.to_string(), discovery)
-        );
-        if r.fail_if_no_snapshot {
-            eprintln!("{}", report::no_snapshot_error(&source.to_string()));
-            return Err(Failure::new(format!(
-                "no eligible snapshot of {source} (ARKIV_FAIL_IF_NO_SNAPSHOT=true)"
-            )));
-        }
-        return Ok(());
+        return nothing_to_restore(cfg, r, &extra, &source, &snapshots, produced);
     };
     println!("{}", report::selected_snapshot(&snap.id.to_string()));
     if cfg.features.restore_dry_run {
@@ -88,9 +69,16 @@ pub(super) async fn run(
         .root()
         .map_err(|e| Failure::engine("reading the snapshot", &e))?;
     let mut opts = RestoreOptions::default();
-    opts.delete_extra = r.enable_file_deletion;
+    opts.delete_extra = extra.delete_extra.unwrap_or(r.enable_file_deletion);
     opts.keep_in_root = vec![LOST_FOUND.to_owned()];
-    opts.ignore_permission_errors = true;
+    // The script always passes --ignore-permission-errors.
+    opts.ignore_permission_errors = extra.ignore_permission_errors.unwrap_or(true);
+    if extra.skip_owners == Some(true) {
+        opts.restore_owners = false;
+    }
+    if let Some(p) = extra.parallel {
+        opts.parallel_files = p;
+    }
     opts.direct_io = cfg.direct_io;
     let ticker = progress::start(Style::VolSync, progress::Source::Running("restore"));
     let stats = stop
@@ -103,6 +91,7 @@ pub(super) async fn run(
     drop(ticker);
     let stats = stats?;
     produced.snapshot_id = Some(snap.id.to_string());
+    produced.restored = Some(true);
     produced.files = stats.files;
     produced.bytes = stats.bytes;
     println!("INFO: restored {}", text::restore_stats(&stats));
@@ -140,6 +129,73 @@ async fn dry_run(
     }
     println!("INFO: DRY RUN: nothing was changed in {}", data.display());
     Ok(())
+}
+
+/// No eligible snapshot: say why (the full discovery block, then a recap sized for VolSync's
+/// 1 KiB window), record `restored: false` and the reason, and succeed — the contract's
+/// first-deploy case — unless the user chose fail-closed restores
+/// (`KOPIA_MANUAL_CONFIG` `{"arkiv":{"failIfNoSnapshot":true}}`, the
+/// `--arkiv-fail-if-no-snapshot` additional argument, or `ARKIV_FAIL_IF_NO_SNAPSHOT=true`).
+fn nothing_to_restore(
+    cfg: &MoverConfig,
+    r: &RestoreConfig,
+    extra: &RestoreArgs,
+    source: &SourceInfo,
+    snapshots: &[Snapshot],
+    produced: &mut Produced,
+) -> Result<(), Failure> {
+    let eligible = select::eligible(snapshots, source).len();
+    let sel = &r.selection;
+    let mut words = Vec::new();
+    if sel.previous > 0 {
+        words.push(format!("previous={}", sel.previous));
+    }
+    if let Some(t) = sel.restore_as_of {
+        words.push(format!("restoreAsOf={}", t.to_rfc3339()));
+    }
+    let selection = (!words.is_empty()).then(|| words.join(" and "));
+    println!(
+        "INFO: {eligible} snapshot(s) of {source}; selection: {}",
+        selection.as_deref().unwrap_or("the newest")
+    );
+    let all = discovered(snapshots);
+    let discovery = r.discover_snapshots.then_some(all.as_slice());
+    print!(
+        "{}",
+        report::no_snapshot_output(&source.to_string(), discovery)
+    );
+    let requested = source.to_string();
+    let reason = report::no_snapshot_reason(&requested, selection.as_deref(), eligible, &all);
+    if r.discover_snapshots {
+        print!("{}", report::no_snapshot_recap(&all, &reason));
+    } else {
+        println!("{reason}");
+    }
+    let short = match (&selection, eligible, all.is_empty()) {
+        (Some(sel), n, _) if n > 0 => {
+            format!("no snapshot of {requested} matches {sel} ({n} snapshot(s) exist)")
+        }
+        (_, _, true) => format!("no snapshot of {requested}; the repository holds none"),
+        _ => format!("no snapshot of {requested}; the repository holds other sources"),
+    };
+    produced.reason = Some(short);
+    let why = if cfg.manual_config.fail_if_no_snapshot == Some(true) {
+        Some("KOPIA_MANUAL_CONFIG arkiv.failIfNoSnapshot=true")
+    } else if extra.fail_if_no_snapshot == Some(true) {
+        Some("KOPIA_ADDITIONAL_ARGS --arkiv-fail-if-no-snapshot")
+    } else if r.fail_if_no_snapshot {
+        Some("ARKIV_FAIL_IF_NO_SNAPSHOT=true")
+    } else {
+        None
+    };
+    match why {
+        Some(why) => Err(Failure::new(
+            report::no_snapshot_error(&requested, why)
+                .trim_start_matches("ERROR: ")
+                .to_owned(),
+        )),
+        None => Ok(()),
+    }
 }
 
 /// Opens the repository read-only. `Ok(None)`: there is no repository (nothing created).
