@@ -292,7 +292,9 @@ fn finish(
         error: reason,
         storage: op.is_some().then(|| run_state().io.report()),
         restored: produced.restored,
-        reason: produced.reason,
+        // A failed run's `error` already says why; one sentence keeps the line inside
+        // VolSync's 1 KiB log window with the discovery recap above it.
+        reason: produced.reason.filter(|_| success),
     };
     print!(
         "{}",

@@ -132,7 +132,7 @@ fn previous_and_as_of_pick_the_right_snapshot() {
     ]);
     r.expect_code(1);
     assert!(
-        r.stderr.contains("arkiv.failIfNoSnapshot=true"),
+        r.stderr.contains("(arkiv.failIfNoSnapshot)"),
         "{}",
         r.stderr
     );

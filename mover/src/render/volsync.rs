@@ -309,7 +309,7 @@ fn discovery_json(s: &DiscoveredSnapshot) -> String {
 /// The `ERROR:` line when the user chose fail-closed restores (`why` names the setting) and
 /// nothing was restored (exit 1; the controller then parses the recap into its status).
 pub fn no_snapshot_error(requested: &str, why: &str) -> String {
-    format!("ERROR: no eligible snapshot of {requested} to restore (failing because {why})")
+    format!("ERROR: no eligible snapshot of {requested} ({why})")
 }
 
 /// Cache usage for the failure diagnostics.
@@ -513,6 +513,7 @@ struct ResultJson<'a> {
     error: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     storage: Option<crate::connect::IoReport>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     restored: Option<bool>,
     #[serde(skip_serializing_if = "Option::is_none")]
     reason: Option<String>,
@@ -521,7 +522,7 @@ struct ResultJson<'a> {
 impl RunResult {
     /// `{"operation":…,"result":…,"snapshotId":…,"files":…,"bytes":…,"newBytes":…,
     /// "durationSeconds":…,"error":…}` on one line, without a newline; restores add
-    /// `"restored":true|false` and, when nothing was restored, `"reason":…`. The duration has
+    /// `"restored":true|false` and, when nothing was restored and the run succeeded, `"reason":…`. The duration has
     /// millisecond precision; the error is cut to [`JSON_ERROR_MAX_BYTES`].
     pub fn json_line(&self) -> String {
         let millis = u64::try_from(self.duration.as_millis()).unwrap_or(u64::MAX);

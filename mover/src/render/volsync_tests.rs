@@ -57,7 +57,7 @@ fn fixed_lines() {
     );
     assert_eq!(
         no_snapshot_error("app@media:/data", "ARKIV_FAIL_IF_NO_SNAPSHOT=true"),
-        "ERROR: no eligible snapshot of app@media:/data to restore (failing because ARKIV_FAIL_IF_NO_SNAPSHOT=true)"
+        "ERROR: no eligible snapshot of app@media:/data (ARKIV_FAIL_IF_NO_SNAPSHOT=true)"
     );
 }
 

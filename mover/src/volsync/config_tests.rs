@@ -1052,6 +1052,7 @@ fn manual_config_mapped_keys() {
     assert_eq!(
         w,
         [
+            "KOPIA_MANUAL_CONFIG.arkiv.bogus is not a setting of this build; ignored",
             "KOPIA_MANUAL_CONFIG.compression.maxSize is not supported by arkiv; ignored",
             "KOPIA_MANUAL_CONFIG.compression.minSize is not supported by arkiv; ignored",
             "KOPIA_MANUAL_CONFIG.hashing is not used by arkiv; ignored",

@@ -462,8 +462,10 @@ mod tests {
         assert_eq!(f.repo_permissions.dir_mode, 0o2770);
         assert_eq!(f.repo_permissions.owner_uid, Some(1000));
         assert_eq!(f.repo_permissions.owner_gid, Some(100));
-        assert_eq!(w.len(), 1, "{w:?}");
+        assert_eq!(w.len(), 2, "{w:?}");
         assert!(w[0].contains("arkiv.someoneElses"), "{w:?}");
+        // Metrics are parsed but not written yet: named, never silently dropped.
+        assert!(w[1].starts_with("metrics ("), "{w:?}");
     }
 
     #[test]

@@ -180,9 +180,9 @@ fn nothing_to_restore(
     };
     produced.reason = Some(short);
     let why = if cfg.manual_config.fail_if_no_snapshot == Some(true) {
-        Some("KOPIA_MANUAL_CONFIG arkiv.failIfNoSnapshot=true")
+        Some("arkiv.failIfNoSnapshot")
     } else if extra.fail_if_no_snapshot == Some(true) {
-        Some("KOPIA_ADDITIONAL_ARGS --arkiv-fail-if-no-snapshot")
+        Some("--arkiv-fail-if-no-snapshot")
     } else if r.fail_if_no_snapshot {
         Some("ARKIV_FAIL_IF_NO_SNAPSHOT=true")
     } else {
