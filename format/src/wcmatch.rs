@@ -499,7 +499,7 @@ fn do_match(tokens: &[Token], text: &[char], ignore_case: bool) -> Outcome {
 mod kopia_cases;
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used, clippy::panic)]
+#[allow(clippy::unwrap_used, clippy::panic, clippy::indexing_slicing)]
 mod tests {
     use super::*;
     use proptest::prelude::*;
