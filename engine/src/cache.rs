@@ -636,7 +636,7 @@ fn fit_to_disk(path: &Path, limits: CacheLimits) -> Result<CacheLimits, CacheErr
         .sum();
     let free = nix::sys::statvfs::statvfs(dir)
         .ok()
-        .map(|s| u64::from(s.blocks_available()).saturating_mul(u64::from(s.fragment_size())));
+        .map(|s| s.blocks_available().saturating_mul(s.fragment_size()));
     let Some(free) = free else {
         return Ok(limits);
     };

@@ -23,6 +23,7 @@
 //!   is what makes the tombstone win the merge (strictly later `modified` wins).
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use arkiv_format::ids::ManifestId;
 use arkiv_format::manifest::ManifestEntry;
@@ -212,6 +213,182 @@ pub fn effective_from(
     let hierarchy = policy_hierarchy(manifests, source);
     let list: Vec<&Policy> = hierarchy.iter().map(|p| &p.policy).collect();
     policy::merge(&list)
+}
+
+/// kopia's policy tree for one snapshot (`snapshot/policy/policy_tree.go`,
+/// `policy_manager.go` `TreeForSource`), as kopia 0.20.1 used it (recorded in
+/// `shared/kopia/fixtures/README.md`, repo-c, point 1):
+///
+/// * the root node holds the source's *merged* policy ([`effective_from`]);
+/// * every other path policy of the same `user@host` below the source path is a node **as
+///   stored**, not merged with anything ([`Policy::as_stored`]);
+/// * a directory without a policy uses the node of the nearest directory above it that has one
+///   (it is an "inherited" node: [`PolicyTree::defined`] is `None` there).
+#[derive(Debug, Clone)]
+pub struct PolicyTree(Arc<TreeNode>);
+
+#[derive(Debug)]
+struct TreeNode {
+    effective: Arc<EffectivePolicy>,
+    origin: Arc<str>,
+    inherited: bool,
+    children: BTreeMap<String, PolicyTree>,
+}
+
+impl PolicyTree {
+    /// A tree of one node: `root` everywhere (with `origin` naming where it came from).
+    pub fn single(root: EffectivePolicy, origin: &str) -> Self {
+        Self::build(BTreeMap::from([(
+            ".".to_owned(),
+            (origin.to_owned(), root),
+        )]))
+    }
+
+    /// Builds the tree from policies keyed by `.` (the root) and `./a/b` paths, each with a
+    /// label naming its origin (kopia's `BuildTree`; a missing root gets kopia's defaults).
+    pub fn build(defined: BTreeMap<String, (String, EffectivePolicy)>) -> Self {
+        let defined: BTreeMap<String, (Arc<str>, Arc<EffectivePolicy>)> = defined
+            .into_iter()
+            .map(|(k, (o, p))| (k, (Arc::from(o.as_str()), Arc::new(p))))
+            .collect();
+        let default = (Arc::from("built-in defaults"), Arc::new(policy::merge(&[])));
+        build_node(&defined, ".", &default)
+    }
+
+    /// The policy that applies here (defined here or inherited).
+    pub fn effective(&self) -> &EffectivePolicy {
+        &self.0.effective
+    }
+
+    /// The policy defined for exactly this node, `None` where it is inherited.
+    pub fn defined(&self) -> Option<&EffectivePolicy> {
+        (!self.0.inherited).then_some(&*self.0.effective)
+    }
+
+    /// Where the effective policy comes from (`user@host:/path`, or the root's description).
+    pub fn origin(&self) -> &str {
+        &self.0.origin
+    }
+
+    /// The node of the entry `name` (kopia's `Tree.Child`).
+    pub fn child(&self, name: &str) -> PolicyTree {
+        if name.is_empty() || name == "." {
+            return self.clone();
+        }
+        if let Some(c) = self.0.children.get(name) {
+            return c.clone();
+        }
+        if self.0.children.is_empty() && self.0.inherited {
+            return self.clone();
+        }
+        PolicyTree(Arc::new(TreeNode {
+            effective: self.0.effective.clone(),
+            origin: self.0.origin.clone(),
+            inherited: true,
+            children: BTreeMap::new(),
+        }))
+    }
+}
+
+fn build_node(
+    defined: &BTreeMap<String, (Arc<str>, Arc<EffectivePolicy>)>,
+    path: &str,
+    inherit: &(Arc<str>, Arc<EffectivePolicy>),
+) -> PolicyTree {
+    let (own, inherited) = match defined.get(path) {
+        Some(p) => (p.clone(), false),
+        None => (inherit.clone(), true),
+    };
+    let prefix = format!("{path}/");
+    let names: std::collections::BTreeSet<&str> = defined
+        .keys()
+        .filter_map(|k| k.strip_prefix(&prefix))
+        .filter_map(|rest| rest.split('/').next())
+        .collect();
+    let children = names
+        .into_iter()
+        .map(|n| {
+            (
+                n.to_owned(),
+                build_node(defined, &format!("{prefix}{n}"), &own),
+            )
+        })
+        .collect();
+    PolicyTree(Arc::new(TreeNode {
+        effective: own.1,
+        origin: own.0,
+        inherited,
+        children,
+    }))
+}
+
+/// kopia's `nestedRelativePathNormalizedToSlashes`: `child` relative to `parent`, `None`
+/// when it is not strictly below it.
+fn nested_relative(parent: &str, child: &str) -> Option<String> {
+    let is_win = matches!(parent.as_bytes(), [_, b':', ..]);
+    let parent = parent
+        .strip_suffix('/')
+        .or_else(|| parent.strip_suffix('\\'))
+        .unwrap_or(parent);
+    let rest = child.strip_prefix(parent)?;
+    let rest = rest.strip_prefix('/').or_else(|| rest.strip_prefix('\\'))?;
+    if is_win {
+        Some(rest.replace('\\', "/"))
+    } else {
+        Some(rest.to_owned())
+    }
+}
+
+/// The policy tree of a snapshot of `source` ([`PolicyTree`]) over already loaded manifests.
+pub fn policy_tree_from(
+    manifests: &BTreeMap<ManifestId, ManifestEntry>,
+    source: &SourceInfo,
+) -> PolicyTree {
+    let mut defined = BTreeMap::new();
+    defined.insert(
+        ".".to_owned(),
+        (
+            format!("{source} (merged)"),
+            effective_from(manifests, source),
+        ),
+    );
+    let mut q = BTreeMap::new();
+    q.insert(
+        arkiv_format::manifest::TYPE_LABEL.to_owned(),
+        arkiv_format::manifest::TYPE_POLICY.to_owned(),
+    );
+    q.insert(
+        arkiv_format::manifest::POLICY_TYPE_LABEL.to_owned(),
+        policy::POLICY_TYPE_PATH.to_owned(),
+    );
+    q.insert(
+        arkiv_format::manifest::USERNAME_LABEL.to_owned(),
+        source.user_name.clone(),
+    );
+    q.insert(
+        arkiv_format::manifest::HOSTNAME_LABEL.to_owned(),
+        source.host.clone(),
+    );
+    // oldest first: a later manifest for the same path replaces an earlier one
+    for p in find(manifests, &q) {
+        let path = p
+            .labels
+            .get(arkiv_format::manifest::PATH_LABEL)
+            .cloned()
+            .unwrap_or_default();
+        let Some(rel) = nested_relative(&source.path, &path).filter(|r| !r.is_empty()) else {
+            continue;
+        };
+        let target = p.target().to_string();
+        defined.insert(format!("./{rel}"), (target, p.policy.as_stored()));
+    }
+    PolicyTree::build(defined)
+}
+
+/// [`policy_tree_from`] over the repository's current manifests.
+pub async fn policy_tree(repo: &Repository, source: &SourceInfo) -> Result<PolicyTree> {
+    let repo = fresh(repo).await?;
+    Ok(policy_tree_from(&repo.manifests().await?, source))
 }
 
 /// Every policy manifest in the repository (unreadable ones skipped with a warning).

@@ -31,5 +31,6 @@ pub mod repo_format;
 pub mod retention;
 pub mod snapshot;
 pub mod splitter;
+pub mod wcmatch;
 
 pub use error::{Error, Result};

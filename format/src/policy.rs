@@ -427,10 +427,45 @@ impl CompressionPolicy {
         );
     }
 
+    /// kopia's `CompressionPolicy.CompressorForFile`: the compressor name for a file of this
+    /// name and size (`""`: store uncompressed). Quirks kept: `onlyCompress` does not exclude
+    /// other extensions (a name in it only skips the `neverCompress` check), and both lists
+    /// are searched as sorted lists (Go `sort.SearchStrings`), as `policy set` stores them.
+    pub fn compressor_for_file(&self, name: &str, size: i64) -> &str {
+        if self.compressor_name == crate::compression::NONE_NAME {
+            return "";
+        }
+        if self.min_size > 0 && size < self.min_size {
+            return "";
+        }
+        if self.max_size > 0 && size > self.max_size {
+            return "";
+        }
+        let ext = go_ext(name);
+        if !self.only_compress.is_empty() && in_sorted(ext, &self.only_compress) {
+            return &self.compressor_name;
+        }
+        if in_sorted(ext, &self.never_compress) {
+            return "";
+        }
+        &self.compressor_name
+    }
+
     /// The compressor to use for file data, `None` for `none`/unset.
     pub fn algorithm(&self) -> Result<Option<crate::compression::CompressionAlgorithm>> {
         crate::compression::parse_policy_name(&self.compressor_name)
     }
+}
+
+/// Go's `filepath.Ext`: the suffix from the last `.` of the name, `""` without one.
+fn go_ext(name: &str) -> &str {
+    name.rfind('.').and_then(|i| name.get(i..)).unwrap_or("")
+}
+
+/// Go's `sort.SearchStrings` membership test on a list assumed sorted.
+fn in_sorted(x: &str, list: &[String]) -> bool {
+    let i = list.partition_point(|v| v.as_str() < x);
+    list.get(i).is_some_and(|v| v == x)
 }
 
 /// Metadata compression settings (`policy.MetadataCompressionPolicy`).
@@ -694,6 +729,181 @@ impl Policy {
     }
 }
 
+/// The `files` section (`policy.FilesPolicy`), typed. [`Policy`] keeps the section as raw
+/// JSON; [`Policy::files_policy`] reads it and [`Policy::set_files_policy`] writes it back in
+/// kopia's key order (`ignore, noParentIgnore, ignoreDotFiles, noParentDotFiles,
+/// ignoreCacheDirs, maxFileSize, oneFileSystem`, each omitted when empty), followed by keys
+/// arkiv does not know.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct FilesPolicy {
+    /// `ignore`: gitignore-style rules, applied in stored order (`kopia policy set` stores
+    /// them sorted).
+    #[serde(rename = "ignore", default, skip_serializing_if = "Vec::is_empty")]
+    pub ignore_rules: Vec<String>,
+    /// `noParentIgnore` (stored; kopia's snapshot does not act on it, see `arkiv_engine`'s
+    /// ignore module).
+    #[serde(rename = "noParentIgnore", default, skip_serializing_if = "is_false")]
+    pub no_parent_ignore_rules: bool,
+    /// `ignoreDotFiles`: names of the files read in each directory for more rules.
+    #[serde(
+        rename = "ignoreDotFiles",
+        default,
+        skip_serializing_if = "Vec::is_empty"
+    )]
+    pub dot_ignore_files: Vec<String>,
+    /// `noParentDotFiles`.
+    #[serde(rename = "noParentDotFiles", default, skip_serializing_if = "is_false")]
+    pub no_parent_dot_ignore_files: bool,
+    /// `ignoreCacheDirs` (unset: true).
+    #[serde(
+        rename = "ignoreCacheDirs",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub ignore_cache_dirs: Option<bool>,
+    /// `maxFileSize` in bytes (0: no limit, or inherit).
+    #[serde(rename = "maxFileSize", default, skip_serializing_if = "is_zero")]
+    pub max_file_size: i64,
+    /// `oneFileSystem` (unset: false).
+    #[serde(
+        rename = "oneFileSystem",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub one_file_system: Option<bool>,
+    /// Unknown members, kept.
+    #[serde(flatten)]
+    pub extra: BTreeMap<String, serde_json::Value>,
+}
+
+#[allow(clippy::trivially_copy_pass_by_ref)]
+fn is_false(b: &bool) -> bool {
+    !*b
+}
+
+#[allow(clippy::trivially_copy_pass_by_ref)]
+fn is_zero(v: &i64) -> bool {
+    *v == 0
+}
+
+impl FilesPolicy {
+    /// kopia `FilesPolicy.Merge`: fill unset fields from a less specific policy. The ignore
+    /// list and the dot-file list are taken whole from the most specific policy that has a
+    /// non-empty one (not joined).
+    pub fn merge_from(&mut self, src: &FilesPolicy) {
+        if self.ignore_rules.is_empty() && !src.ignore_rules.is_empty() {
+            self.ignore_rules.clone_from(&src.ignore_rules);
+        }
+        self.no_parent_ignore_rules |= src.no_parent_ignore_rules;
+        if self.dot_ignore_files.is_empty() && !src.dot_ignore_files.is_empty() {
+            self.dot_ignore_files.clone_from(&src.dot_ignore_files);
+        }
+        self.no_parent_dot_ignore_files |= src.no_parent_dot_ignore_files;
+        if self.ignore_cache_dirs.is_none() {
+            self.ignore_cache_dirs = src.ignore_cache_dirs;
+        }
+        if self.max_file_size == 0 {
+            self.max_file_size = src.max_file_size;
+        }
+        if self.one_file_system.is_none() {
+            self.one_file_system = src.one_file_system;
+        }
+    }
+}
+
+/// The `errorHandling` section (`policy.ErrorHandlingPolicy`), typed (unset = inherit).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ErrorHandlingPolicy {
+    /// `ignoreFileErrors` (unset: false).
+    #[serde(
+        rename = "ignoreFileErrors",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub ignore_file_errors: Option<bool>,
+    /// `ignoreDirectoryErrors` (unset: false).
+    #[serde(
+        rename = "ignoreDirectoryErrors",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub ignore_directory_errors: Option<bool>,
+    /// `ignoreUnknownTypes` (unset: true).
+    #[serde(
+        rename = "ignoreUnknownTypes",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub ignore_unknown_types: Option<bool>,
+    /// Unknown members, kept.
+    #[serde(flatten)]
+    pub extra: BTreeMap<String, serde_json::Value>,
+}
+
+impl ErrorHandlingPolicy {
+    /// kopia `ErrorHandlingPolicy.Merge`.
+    pub fn merge_from(&mut self, src: &ErrorHandlingPolicy) {
+        if self.ignore_file_errors.is_none() {
+            self.ignore_file_errors = src.ignore_file_errors;
+        }
+        if self.ignore_directory_errors.is_none() {
+            self.ignore_directory_errors = src.ignore_directory_errors;
+        }
+        if self.ignore_unknown_types.is_none() {
+            self.ignore_unknown_types = src.ignore_unknown_types;
+        }
+    }
+}
+
+impl Policy {
+    /// The `files` section, typed.
+    pub fn files_policy(&self) -> Result<FilesPolicy> {
+        from_raw("files", &self.files)
+    }
+
+    /// Replaces the `files` section.
+    pub fn set_files_policy(&mut self, f: &FilesPolicy) -> Result<()> {
+        self.files = to_raw(f)?;
+        Ok(())
+    }
+
+    /// The `errorHandling` section, typed.
+    pub fn error_handling_policy(&self) -> Result<ErrorHandlingPolicy> {
+        from_raw("errorHandling", &self.error_handling)
+    }
+
+    /// Replaces the `errorHandling` section.
+    pub fn set_error_handling_policy(&mut self, e: &ErrorHandlingPolicy) -> Result<()> {
+        self.error_handling = to_raw(e)?;
+        Ok(())
+    }
+
+    /// This policy as it stands, not merged with any other and without defaults: what
+    /// kopia's snapshot uses for a path policy below the snapshot root (see
+    /// `arkiv_engine::policy::policy_tree`). Unreadable `files`/`errorHandling` sections
+    /// read as empty and are named in `unreadable`.
+    pub fn as_stored(&self) -> EffectivePolicy {
+        let mut unreadable = Vec::new();
+        let files = self.files_policy().unwrap_or_else(|e| {
+            unreadable.push(format!("files: {e}"));
+            FilesPolicy::default()
+        });
+        let error_handling = self.error_handling_policy().unwrap_or_else(|e| {
+            unreadable.push(format!("errorHandling: {e}"));
+            ErrorHandlingPolicy::default()
+        });
+        EffectivePolicy {
+            retention: self.retention.clone(),
+            compression: self.compression.clone(),
+            metadata_compression: self.metadata_compression.compressor_name.clone(),
+            splitter: self.splitter.algorithm.clone(),
+            files,
+            error_handling,
+            unreadable,
+        }
+    }
+}
+
 /// The parts of an effective policy arkiv uses, merged like kopia's `MergePolicies`.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct EffectivePolicy {
@@ -705,6 +915,12 @@ pub struct EffectivePolicy {
     pub metadata_compression: String,
     /// Splitter override (`""` = repository default).
     pub splitter: String,
+    /// File selection (`ignore`, dot-ignore files, size limit, cache directories, …).
+    pub files: FilesPolicy,
+    /// What counts as a failed entry.
+    pub error_handling: ErrorHandlingPolicy,
+    /// Sections that could not be read while merging (each is then treated as empty).
+    pub unreadable: Vec<String>,
 }
 
 impl PartialEq for CompressionPolicy {
@@ -735,6 +951,14 @@ pub fn merge(policies: &[&Policy]) -> EffectivePolicy {
         if eff.splitter.is_empty() {
             eff.splitter.clone_from(&p.splitter.algorithm);
         }
+        match p.files_policy() {
+            Ok(f) => eff.files.merge_from(&f),
+            Err(e) => eff.unreadable.push(format!("files: {e}")),
+        }
+        match p.error_handling_policy() {
+            Ok(h) => eff.error_handling.merge_from(&h),
+            Err(e) => eff.unreadable.push(format!("errorHandling: {e}")),
+        }
     };
     for p in policies {
         apply(p, &mut eff);
@@ -745,6 +969,8 @@ pub fn merge(policies: &[&Policy]) -> EffectivePolicy {
     apply(&Policy::kopia_default_global(), &mut eff);
     eff.retention.extra.clear();
     eff.compression.extra.clear();
+    eff.files.extra.clear();
+    eff.error_handling.extra.clear();
     eff
 }
 

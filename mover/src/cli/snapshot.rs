@@ -125,6 +125,41 @@ pub struct SnapshotSummary {
     pub duration_seconds: f64,
     /// Storage requests and local-cache hits of this run.
     pub storage: crate::connect::IoReport,
+    /// What the source's policies left out (ignore rules, dot-ignore files, size limits,
+    /// cache directories, other file systems), sorted by path; entries inside an excluded
+    /// directory are not listed.
+    pub excluded: Vec<ExcludedEntry>,
+}
+
+/// One entry left out of a snapshot (`--json` `excluded`).
+#[derive(Debug, serde::Serialize)]
+pub struct ExcludedEntry {
+    /// Path relative to the snapshot root.
+    pub path: String,
+    /// `file`, `dir` or `symlink`.
+    #[serde(rename = "type")]
+    pub entry_type: &'static str,
+    /// Size in bytes (`lstat`).
+    pub size: i64,
+    /// The rule and where it is written, or the size limit and its policy.
+    pub reason: String,
+}
+
+/// The `--json` form of the engine's exclusions.
+pub fn excluded_entries(list: &[arkiv_engine::snapshot::upload::Exclusion]) -> Vec<ExcludedEntry> {
+    use arkiv_format::snapshot::EntryType;
+    list.iter()
+        .map(|e| ExcludedEntry {
+            path: e.path.clone(),
+            entry_type: match e.entry_type {
+                EntryType::Directory => "dir",
+                EntryType::Symlink => "symlink",
+                _ => "file",
+            },
+            size: e.size,
+            reason: e.reason.to_string(),
+        })
+        .collect()
 }
 
 /// `arkiv snapshot create`
@@ -142,20 +177,25 @@ async fn create(g: &GlobalArgs, env: Env<'_>, a: SnapshotCreateArgs) -> Result<i
     };
     let conn = g.connection(env)?;
     let repo = conn.open(&g.password(env)?).await?;
-    let (compression, named_by) = match &a.compression {
-        Some(c) => (
-            compression::choose(c).map_err(|e| config_err(format!("--compression {e}")))?,
-            format!("--compression {c}"),
-        ),
-        None => (
-            compression::from_policy(&repo, &source).await?,
-            format!("the compressor of {source}'s policy"),
-        ),
+    // --compression applies to every file; without it each file gets its policy node's
+    // compressor and each listing its node's metadata compressor, like kopia.
+    let fixed = match &a.compression {
+        Some(c) => {
+            let choice =
+                compression::choose(c).map_err(|e| config_err(format!("--compression {e}")))?;
+            if let Some(w) = choice.warning(&format!("--compression {c}")) {
+                eprintln!("arkiv: warning: {w}");
+            }
+            Some(choice)
+        }
+        None => None,
     };
-    if let Some(w) = compression.warning(&named_by) {
-        eprintln!("arkiv: warning: {w}");
-    }
     let mut opts = UploadOptions::new(source.clone());
+    opts.compression_from_policy = fixed.is_none();
+    let compression = fixed.unwrap_or(compression::Choice {
+        algorithm: None,
+        fell_back_from: None,
+    });
     opts.username = user.clone();
     opts.hostname = host.clone();
     opts.description = a.description.clone();
@@ -200,7 +240,16 @@ async fn create(g: &GlobalArgs, env: Env<'_>, a: SnapshotCreateArgs) -> Result<i
         errors: i64::from(m.stats.error_count),
         duration_seconds: started.elapsed().as_secs_f64(),
         storage: conn.io.report(),
+        excluded: excluded_entries(&result.excluded),
     };
+    if !summary.excluded.is_empty() {
+        eprintln!(
+            "Excluded by policy: {} entries ({} files, {} dirs skipped by ignore rules; see --json for each path and rule)",
+            summary.excluded.len(),
+            m.stats.excluded_file_count,
+            m.stats.excluded_dir_count
+        );
+    }
     eprintln!(
         "Created snapshot {} of {}: {} files, {} dirs, {} ({} hashed, {} cached), {} new, {} uploaded in {} packs, {:.1}s, {} error(s)",
         summary.snapshot_id,

@@ -71,6 +71,8 @@ pub(super) async fn run(
     opts.username = source.user_name.clone();
     opts.hostname = source.host.clone();
     opts.compression = compression;
+    // without KOPIA_COMPRESSION each file gets its policy node's compressor, like kopia
+    opts.compression_from_policy = b.compression.is_none();
     opts.description = extra.description.unwrap_or_default();
     opts.tags = extra.tags;
     opts.force_hash_percent = extra.force_hash.unwrap_or(0.0);
