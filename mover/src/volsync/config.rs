@@ -1343,16 +1343,13 @@ fn arkiv_section(body: &serde_json::Value, out: &mut ManualConfig, warnings: &mu
     let Some(fields) = body.as_object() else {
         return;
     };
-    for (key, v) in fields {
-        match key.as_str() {
-            "failIfNoSnapshot" => match v.as_bool() {
-                Some(b) => out.fail_if_no_snapshot = Some(b),
-                None => warnings.push(format!(
-                    "KOPIA_MANUAL_CONFIG.arkiv.failIfNoSnapshot is not true or false ({v}); ignored"
-                )),
-            },
-            // The other keys, and the warning for unknown ones: `super::features`.
-            _ => {}
+    // The other keys, and the warning for unknown ones: `super::features`.
+    if let Some(v) = fields.get("failIfNoSnapshot") {
+        match v.as_bool() {
+            Some(b) => out.fail_if_no_snapshot = Some(b),
+            None => warnings.push(format!(
+                "KOPIA_MANUAL_CONFIG.arkiv.failIfNoSnapshot is not true or false ({v}); ignored"
+            )),
         }
     }
 }
