@@ -24,8 +24,8 @@
 //! | `ARKIV_SOURCE_MARKER` | `sourceMarker` | `true`, or a comma list of fields to include (`newestSnapshotTime`, `snapshotCount`); `false` turns it off |
 //! | `ARKIV_JITTER_MAX_SECONDS` | `jitter.maxDelaySeconds` | random delay in `[0, N]` s before a backup |
 //! | `ARKIV_JITTER_SPREAD_SECONDS` | `jitter.spreadSeconds` | fixed delay in `[0, N)` s from a hash of `user@host:path` |
-//! | `ARKIV_PUSHGATEWAY_URL` | `metrics.pushgatewayUrl` | push the run's metrics to this Pushgateway |
-//! | `ARKIV_METRICS_TEXTFILE` | `metrics.textfile` | write the run's metrics to this file (node-exporter textfile collector) |
+//! | `ARKIV_PUSHGATEWAY_URL` | `metrics.pushgatewayUrl` | reserved for the run's metrics (not written yet: a warning names it) |
+//! | `ARKIV_METRICS_TEXTFILE` | `metrics.textfile` | reserved for the metrics textfile (not written yet: a warning names it) |
 //! | `ARKIV_RESTORE_DRY_RUN` | `restoreDryRun` | a restore prints what it would do and changes nothing |
 //! | `ARKIV_REPO_FILE_MODE` | `repositoryPermissions.fileMode` | octal mode of new repository files (kopia `--file-mode`, default 0600) |
 //! | `ARKIV_REPO_DIR_MODE` | `repositoryPermissions.dirMode` | octal mode of new repository directories (kopia `--dir-mode`, default 0700) |
