@@ -75,7 +75,8 @@
 //! | `KOPIA_FILE_LOG_LEVEL` | `info` | read, not applied (no log files are written): a set value is named in a warning |
 //! | `KOPIA_LOG_DIR_MAX_FILES`, `KOPIA_LOG_DIR_MAX_AGE` | 3, `4h` | read, not applied (no log directory is written): a set value is named in a warning |
 //! | `KOPIA_CONTENT_LOG_DIR_MAX_FILES`, `KOPIA_CONTENT_LOG_DIR_MAX_AGE` | 3, `4h` | same |
-//! | `KOPIA_CONFIG_PATH`, `KOPIA_GLOBAL_POLICY_FILE`, `KOPIA_REPOSITORY_CONFIG_FILE` | unset | policy files mounted by `policyConfig`; carried for the runner |
+//! | `KOPIA_CONFIG_PATH`, `KOPIA_GLOBAL_POLICY_FILE` | unset | `policyConfig`'s global policy: not applied yet, named in a warning |
+//! | `KOPIA_REPOSITORY_CONFIG_FILE` | unset | `policyConfig`'s repository config: `enableActions` gates the hooks |
 //! | `KOPIA_STRUCTURED_REPOSITORY_CONFIG` | unset | not supported: warning, the backend variables are used instead |
 //! | `DEBUG_MOVER` | unset | `1` ⇒ sleep until `/tmp/exit-debug-if-removed` is deleted, then exit 0 |
 //! | `PRIVILEGED_MOVER` | unset | carried; unused (the script ignores it too) |
@@ -857,15 +858,10 @@ pub fn engine_log_level(kopia_level: &str) -> Option<&'static str> {
 fn not_applied_warnings(vars: &mut Vars<'_>) {
     const GROUPS: [(&[&str], &str); 2] = [
         (
-            &[
-                "HTTP_PROXY",
-                "http_proxy",
-                "HTTPS_PROXY",
-                "https_proxy",
-                "NO_PROXY",
-                "no_proxy",
-            ],
-            "S3 requests do not go through a proxy in this build",
+            &["KOPIA_CONFIG_PATH", "KOPIA_GLOBAL_POLICY_FILE"],
+            "policyConfig's global policy file is not applied by this build (retention, \
+             compression and ignore rules come from the repository's stored policies and the \
+             KOPIA_* variables)",
         ),
         (
             &[
