@@ -3,9 +3,6 @@
 //! cache stays inside a tiny `KOPIA_CACHE_CAPACITY_BYTES` over many runs; an unusable cache
 //! directory means one warning and an uncached run that succeeds; two movers sharing one
 //! cache directory never fail; `KOPIA_FORCE_CACHE_REBUILD` empties it.
-//!
-//! The tiny-capacity and two-mover tests are ignored until they pass on freshly built
-//! binaries (not yet run there).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::path::Path;
@@ -109,9 +106,8 @@ fn unusable_cache_dir_means_one_warning_and_success() {
 }
 
 #[test]
-#[ignore = "not yet run against a freshly built arkiv-mover (helper ran out of time); un-ignore after a passing run"]
 fn cache_stays_within_a_tiny_capacity_over_many_runs() {
-    const CAPACITY: u64 = 2 << 20;
+    const CAPACITY: u64 = 1 << 20;
     let s = Scene::new();
     let env = with(
         &s.backup_env(),
@@ -147,7 +143,6 @@ fn cache_stays_within_a_tiny_capacity_over_many_runs() {
 }
 
 #[test]
-#[ignore = "not yet run against a freshly built arkiv-mover (helper ran out of time); un-ignore after a passing run"]
 fn two_movers_share_one_cache_dir_for_20_rounds() {
     let s = Scene::new();
     small_tree(&s.data, 1);
