@@ -319,15 +319,7 @@ impl Inner {
             })
             .await?;
         let status = res.status();
-        if status == StatusCode::NOT_FOUND {
-            return Err(Error::BlobNotFound {
-                storage: self.describe(),
-                id: id.clone(),
-            });
-        }
-        if !status.is_success() {
-            return Err(self.status_err("get", id.as_str(), status));
-        }
+        self.blob_status("get", id, status)?;
         let body = res.bytes().await.map_err(|e| {
             self.err(
                 "get",
@@ -357,6 +349,20 @@ impl Inner {
         }
     }
 
+    /// A blob request's status: 404 is [`Error::BlobNotFound`], other failures are named.
+    fn blob_status(&self, op: &'static str, id: &BlobId, status: StatusCode) -> Result<()> {
+        if status == StatusCode::NOT_FOUND {
+            return Err(Error::BlobNotFound {
+                storage: self.describe(),
+                id: id.clone(),
+            });
+        }
+        if !status.is_success() {
+            return Err(self.status_err(op, id.as_str(), status));
+        }
+        Ok(())
+    }
+
     async fn head(&self, id: &BlobId) -> Result<BlobMetadata> {
         let url = self.url(&self.blob_path(id.as_str()))?;
         let res = self
@@ -367,15 +373,7 @@ impl Inner {
             })
             .await?;
         let status = res.status();
-        if status == StatusCode::NOT_FOUND {
-            return Err(Error::BlobNotFound {
-                storage: self.describe(),
-                id: id.clone(),
-            });
-        }
-        if !status.is_success() {
-            return Err(self.status_err("get_metadata", id.as_str(), status));
-        }
+        self.blob_status("get_metadata", id, status)?;
         let header = |name: &str| {
             res.headers()
                 .get(name)
