@@ -867,6 +867,29 @@ impl Policy {
         Ok(())
     }
 
+    /// Sets `scheduling.intervalSeconds` like `kopia policy set --snapshot-interval`
+    /// (`SchedulingPolicy.SetInterval`; 0 removes it, as Go's `omitempty` does). The key goes
+    /// first, where kopia's struct declares it; the section's other members are kept as they
+    /// are.
+    pub fn set_scheduling_interval_seconds(&mut self, secs: i64) -> Result<()> {
+        let obj: RawObject = serde_json::from_str(self.scheduling.get())
+            .map_err(|e| Error::invalid("policy", format!("scheduling: {e}")))?;
+        let mut members: Vec<(String, RawJson)> = obj
+            .0
+            .into_iter()
+            .filter(|(k, _)| k != "intervalSeconds")
+            .collect();
+        if secs != 0 {
+            members.insert(0, ("intervalSeconds".to_owned(), to_raw(&secs)?));
+        }
+        let mut buf = Vec::new();
+        serialize_members(&mut serde_json::Serializer::new(&mut buf), &members)
+            .map_err(|e| Error::json("policy", e))?;
+        let text = String::from_utf8(buf).map_err(|e| Error::invalid("policy", e.to_string()))?;
+        self.scheduling = RawValue::from_string(text).map_err(|e| Error::json("policy", e))?;
+        Ok(())
+    }
+
     /// The `errorHandling` section, typed.
     pub fn error_handling_policy(&self) -> Result<ErrorHandlingPolicy> {
         from_raw("errorHandling", &self.error_handling)

@@ -30,6 +30,7 @@ pub mod features;
 pub mod jitter;
 mod maintenance;
 pub mod marker;
+pub mod policy_config;
 mod restore;
 
 use std::path::Path;

@@ -50,6 +50,16 @@ pub(super) async fn run(
         report::repository_connected(&cfg.repository.describe())
     );
     stop.check()?;
+    // policyConfig's global policy, stored before the snapshot as the script's
+    // `ensure_connected` does, so that this snapshot and its retention use it
+    super::policy_config::apply_global_policy(
+        &cfg.policy_files,
+        &repo,
+        &b.identity.username,
+        &b.identity.hostname,
+    )
+    .await;
+    stop.check()?;
 
     let compression = compression(b, &repo, &source).await?;
     let extra = SnapshotArgs::parse(&b.additional_args);
@@ -308,44 +318,19 @@ async fn compression(
 /// Whether `KOPIA_BEFORE_SNAPSHOT` / `KOPIA_AFTER_SNAPSHOT` run: not when the repository
 /// configuration file of `policyConfig` (`KOPIA_REPOSITORY_CONFIG_FILE`) says
 /// `"enableActions": false`, as in the script. A missing or unreadable file leaves them on
-/// (the script's rule too), with a warning when it cannot be read.
+/// (the script's rule too). The file's keys that are not applied are warned about on every
+/// backup, hooks or not.
 fn actions_enabled(cfg: &MoverConfig, b: &BackupConfig) -> bool {
-    if b.before_snapshot.is_none() && b.after_snapshot.is_none() {
-        return true;
+    let repo_cfg = super::policy_config::repository_config(&cfg.policy_files);
+    let hooks = b.before_snapshot.is_some() || b.after_snapshot.is_some();
+    if hooks && repo_cfg.enable_actions == Some(false) {
+        println!(
+            "INFO: KOPIA_BEFORE_SNAPSHOT / KOPIA_AFTER_SNAPSHOT skipped: the repository \
+             configuration says enableActions: false"
+        );
+        return false;
     }
-    let Some(file) = &cfg.policy_files.repository_config_file else {
-        return true;
-    };
-    let text = match std::fs::read_to_string(file) {
-        Ok(t) => t,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return true,
-        Err(e) => {
-            println!(
-                "WARN: cannot read the repository configuration {}: {e}; hooks stay enabled",
-                file.display()
-            );
-            return true;
-        }
-    };
-    match serde_json::from_str::<serde_json::Value>(&text) {
-        Ok(v) if v.get("enableActions") == Some(&serde_json::Value::Bool(false)) => {
-            println!(
-                "INFO: KOPIA_BEFORE_SNAPSHOT / KOPIA_AFTER_SNAPSHOT skipped: {} says \
-                 enableActions: false",
-                file.display()
-            );
-            false
-        }
-        Ok(_) => true,
-        Err(e) => {
-            println!(
-                "WARN: the repository configuration {} is not valid JSON ({e}); hooks stay \
-                 enabled",
-                file.display()
-            );
-            true
-        }
-    }
+    true
 }
 
 /// Runs a user action as the script does: `sh -c SCRIPT` (the image's busybox `sh`, found on

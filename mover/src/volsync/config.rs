@@ -75,9 +75,9 @@
 //! | `KOPIA_FILE_LOG_LEVEL` | `info` | read, not applied (no log files are written): a set value is named in a warning |
 //! | `KOPIA_LOG_DIR_MAX_FILES`, `KOPIA_LOG_DIR_MAX_AGE` | 3, `4h` | read, not applied (no log directory is written): a set value is named in a warning |
 //! | `KOPIA_CONTENT_LOG_DIR_MAX_FILES`, `KOPIA_CONTENT_LOG_DIR_MAX_AGE` | 3, `4h` | same |
-//! | `KOPIA_CONFIG_PATH`, `KOPIA_GLOBAL_POLICY_FILE` | unset | `policyConfig`'s global policy: not applied yet, named in a warning |
-//! | `KOPIA_REPOSITORY_CONFIG_FILE` | unset | `policyConfig`'s repository config: `enableActions` gates the hooks |
-//! | `KOPIA_STRUCTURED_REPOSITORY_CONFIG` | unset | not supported: warning, the backend variables are used instead |
+//! | `KOPIA_CONFIG_PATH`, `KOPIA_GLOBAL_POLICY_FILE` | unset | `policyConfig`'s global policy (only when the directory is mounted): a backup stores the script's keys (retention, compression, snapshot interval, ignore rules, cache directories) in the global policy before its snapshot; one warning per other key ([`super::policy_config`]) |
+//! | `KOPIA_REPOSITORY_CONFIG_FILE` | unset | `policyConfig`'s repository config (under `KOPIA_CONFIG_PATH`): `enableActions` gates the hooks; one warning per other key (`uploadSpeed`, `downloadSpeed`, …) |
+//! | `KOPIA_STRUCTURED_REPOSITORY_CONFIG` | unset | inline repository config: the connection still comes from `KOPIA_REPOSITORY` and the backend variables; one warning per key other than `hostname`/`username` |
 //! | `DEBUG_MOVER` | unset | `1` ⇒ sleep until `/tmp/exit-debug-if-removed` is deleted, then exit 0 |
 //! | `PRIVILEGED_MOVER` | unset | carried; unused (the script ignores it too) |
 //! | `HTTP_PROXY`▸`http_proxy`, `HTTPS_PROXY`▸`https_proxy`, `NO_PROXY`▸`no_proxy` | unset | read ([`Secret`]: URLs may hold credentials), not applied: a set proxy is named in a warning |
@@ -367,7 +367,7 @@ pub struct PolicyFiles {
     /// `KOPIA_REPOSITORY_CONFIG_FILE`.
     pub repository_config_file: Option<PathBuf>,
     /// `KOPIA_STRUCTURED_REPOSITORY_CONFIG`: inline JSON that may hold storage credentials.
-    /// Not supported yet (a warning says so).
+    /// Not used to connect; each of its keys that is not applied gets a warning.
     pub structured_repository_config: Option<Secret>,
 }
 
@@ -758,12 +758,11 @@ impl MoverConfig {
             repository_config_file: vars.path("KOPIA_REPOSITORY_CONFIG_FILE"),
             structured_repository_config: vars.secret("KOPIA_STRUCTURED_REPOSITORY_CONFIG"),
         };
-        if policy_files.structured_repository_config.is_some() {
-            vars.warnings.push(
-                "KOPIA_STRUCTURED_REPOSITORY_CONFIG is not supported by arkiv; \
-                 connecting with KOPIA_REPOSITORY and the backend variables instead"
-                    .into(),
-            );
+        if let Some(json) = &policy_files.structured_repository_config {
+            vars.warnings
+                .extend(super::policy_config::structured_config_warnings(
+                    json.expose(),
+                ));
         }
 
         let proxy = ProxySettings {
@@ -856,24 +855,16 @@ pub fn engine_log_level(kopia_level: &str) -> Option<&'static str> {
 /// Names the variables this build reads but does not apply, when they are set (no silent
 /// divergence from the script).
 fn not_applied_warnings(vars: &mut Vars<'_>) {
-    const GROUPS: [(&[&str], &str); 2] = [
-        (
-            &["KOPIA_CONFIG_PATH", "KOPIA_GLOBAL_POLICY_FILE"],
-            "policyConfig's global policy file is not applied by this build (retention, \
-             compression and ignore rules come from the repository's stored policies and the \
-             KOPIA_* variables)",
-        ),
-        (
-            &[
-                "KOPIA_FILE_LOG_LEVEL",
-                "KOPIA_LOG_DIR_MAX_FILES",
-                "KOPIA_LOG_DIR_MAX_AGE",
-                "KOPIA_CONTENT_LOG_DIR_MAX_FILES",
-                "KOPIA_CONTENT_LOG_DIR_MAX_AGE",
-            ],
-            "this build writes no log files (KOPIA_LOG_LEVEL sets the level of its stderr log)",
-        ),
-    ];
+    const GROUPS: [(&[&str], &str); 1] = [(
+        &[
+            "KOPIA_FILE_LOG_LEVEL",
+            "KOPIA_LOG_DIR_MAX_FILES",
+            "KOPIA_LOG_DIR_MAX_AGE",
+            "KOPIA_CONTENT_LOG_DIR_MAX_FILES",
+            "KOPIA_CONTENT_LOG_DIR_MAX_AGE",
+        ],
+        "this build writes no log files (KOPIA_LOG_LEVEL sets the level of its stderr log)",
+    )];
     for (names, why) in GROUPS {
         let set: Vec<&str> = names
             .iter()

@@ -36,6 +36,13 @@ pub(super) async fn run(
         println!("WARN: {w}");
     }
     produced.restored = Some(false);
+    if cfg.policy_files.global_policy_file.is_some() {
+        // the script's ensure_connected writes it in every mode; a restore connects read-only
+        println!(
+            "INFO: KOPIA_GLOBAL_POLICY_FILE is applied by backups; a restore writes nothing \
+             to the repository"
+        );
+    }
     let repo = connect_read_only(cfg, stop).await?;
     let snapshots = match &repo {
         Some(repo) => {
