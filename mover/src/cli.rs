@@ -10,6 +10,7 @@ mod browse;
 mod expire;
 mod maintenance;
 mod policy;
+mod policy_show;
 mod repository;
 mod restore;
 mod snapshot;
