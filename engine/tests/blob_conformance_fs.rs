@@ -40,9 +40,17 @@ async fn filesystem_reopened() {
     conformance::run_conformance(&s).await;
 }
 
+/// A backend's name, its module in `engine/src/blob/`, and the test file and test that run
+/// the conformance suite on it.
+type Backend = (
+    &'static str,
+    &'static str,
+    Option<(&'static str, &'static str)>,
+);
+
 /// Every storage backend, the test file and test that run the conformance suite on it
 /// (`None`: no test server; the reason is in the README's backend table).
-const BACKENDS: [(&str, &str, Option<(&str, &str)>); 9] = [
+const BACKENDS: [Backend; 9] = [
     (
         "memory",
         "memory.rs",
