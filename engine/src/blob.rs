@@ -24,6 +24,7 @@ use chrono::{DateTime, Utc};
 
 use crate::Result;
 
+pub mod b2;
 pub mod cloud;
 pub mod counting;
 pub mod faulty;
@@ -33,6 +34,7 @@ pub mod proxy;
 pub mod rclone;
 pub mod readonly;
 pub mod s3;
+pub mod sftp;
 pub mod webdav;
 
 /// What storage knows about one blob.

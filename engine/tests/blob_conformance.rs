@@ -1,5 +1,5 @@
-//! The blob-storage conformance suite against memory and S3 (moto); the filesystem case lives
-//! in `blob_conformance_fs.rs`.
+//! The blob-storage conformance suite against memory, S3 (moto) and B2 (its S3 mapping, moto
+//! standing in for the endpoint); the filesystem case lives in `blob_conformance_fs.rs`.
 
 #[path = "support/conformance.rs"]
 mod conformance;
@@ -11,6 +11,7 @@ use std::time::Duration;
 
 use arkiv_engine::ErrorKind;
 use arkiv_engine::blob::BlobStorage;
+use arkiv_engine::blob::b2::B2Options;
 use arkiv_engine::blob::faulty::{FaultyStorage, Op};
 use arkiv_engine::blob::memory::MemoryStorage;
 use arkiv_engine::blob::s3::S3Storage;
@@ -82,6 +83,34 @@ async fn s3_bucket_root_and_pagination() {
     assert_eq!(s.describe(), format!("s3://{}/", s.bucket()));
     conformance::run_conformance(&s).await;
     conformance::pagination(&s, 1_100).await;
+}
+
+/// B2 through its S3-compatible API: [`B2Options`] mapped to the S3 backend, against moto
+/// standing in for B2's endpoint; keys are prefix + blob ID as in Kopia's B2 storage.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn b2_through_s3_endpoint() {
+    let Some(ep) = s3env::s3_endpoint("b2_through_s3_endpoint") else {
+        return;
+    };
+    let bucket = s3env::unique_bucket("b2");
+    s3env::create_bucket(&ep, &bucket).await;
+    let mut o = B2Options::new(&bucket, "arkiv-test", "arkiv-test");
+    o.prefix = "kopia/".into();
+    o.s3_endpoint = Some(format!("http://{ep}"));
+    let s = S3Storage::new(o.s3_options().await.expect("s3 options")).expect("storage");
+    conformance::run_conformance(&s).await;
+    s.put(&BlobId::new("q0123-s1"), Bytes::from_static(b"x"))
+        .await
+        .expect("put");
+    let root = S3Storage::new(s3env::options(&ep, &bucket, "")).expect("root storage");
+    let keys: Vec<String> = root
+        .list("")
+        .await
+        .expect("list root")
+        .into_iter()
+        .map(|m| m.id.into_string())
+        .collect();
+    assert_eq!(keys, ["kopia/q0123-s1"]);
 }
 
 #[tokio::test]

@@ -3,8 +3,10 @@
 //!
 //! A [`RepoSpec`] says where the repository is: `filesystem:///abs/path` (or a bare absolute
 //! path), `s3://BUCKET[/PREFIX]`, `azure://CONTAINER[/PREFIX]`, `gcs://BUCKET[/PREFIX]`,
-//! `webdav://…`/`webdavs://…` or `rclone://REMOTE:PATH`. For the command-line binaries the
+//! `b2://BUCKET[/PREFIX]`, `webdav://…`/`webdavs://…`, `sftp://USER@HOST[:PORT]/PATH` or
+//! `rclone://REMOTE:PATH`. For the command-line binaries the
 //! settings of each come from the environment ([`s3_env`], [`azure_env`], [`webdav_env`],
+//! [`sftp_env`], [`b2_env`],
 //! proxies in [`proxy_env`]); the VolSync mover builds them from the mover contract's
 //! variables. A [`Connection`] adds how to open it: read-write or read-only (every storage
 //! call that would write fails), the clock, the local cache directory.
@@ -26,12 +28,14 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use arkiv_engine::blob::BlobStorage;
+use arkiv_engine::blob::b2::B2Options;
 use arkiv_engine::blob::cloud::{AzureOptions, CloudStorage, GcsOptions};
 use arkiv_engine::blob::counting::{CountingStorage, StorageCounters, StorageCounts};
 use arkiv_engine::blob::filesystem::{FilesystemOptions, FilesystemStorage, Permissions};
 use arkiv_engine::blob::rclone::{RcloneOptions, RcloneStorage};
 use arkiv_engine::blob::readonly::ReadOnlyStorage;
 use arkiv_engine::blob::s3::{S3Options, S3Storage};
+use arkiv_engine::blob::sftp::{SftpOptions, SftpStorage};
 use arkiv_engine::blob::webdav::{WebDavOptions, WebDavStorage};
 use arkiv_engine::cache::{Cache, CacheLimits};
 use arkiv_engine::clock::{SharedClock, SystemClock};
@@ -41,8 +45,10 @@ use arkiv_engine::{Error, OpenOptions, Repository, Result};
 use crate::Env;
 
 pub mod azure_env;
+pub mod b2_env;
 pub mod proxy_env;
 pub mod s3_env;
+pub mod sftp_env;
 pub mod webdav_env;
 
 /// Names a filesystem repository directory may hold and still count as blank: the
@@ -60,10 +66,14 @@ pub enum RepoSpec {
     Azure(Box<AzureOptions>),
     /// A Google Cloud Storage bucket and prefix.
     Gcs(Box<GcsOptions>),
+    /// A Backblaze B2 bucket and prefix (through B2's S3-compatible API).
+    B2(Box<B2Options>),
     /// A WebDAV collection (Kopia's sharded layout).
     WebDav(Box<WebDavOptions>),
     /// An rclone remote, served over WebDAV by an rclone child process.
     Rclone(Box<RcloneOptions>),
+    /// A directory on an SFTP server (Kopia's sharded layout).
+    Sftp(Box<SftpOptions>),
 }
 
 impl RepoSpec {
@@ -99,10 +109,16 @@ impl RepoSpec {
             "rclone" => Ok(RepoSpec::Rclone(Box::new(
                 webdav_env::rclone_options_from_env(url, env)?,
             ))),
+            "b2" => Ok(RepoSpec::B2(Box::new(b2_env::b2_options_from_env(
+                url, env,
+            )?))),
+            "sftp" => Ok(RepoSpec::Sftp(Box::new(sftp_env::sftp_options_from_env(
+                url, env,
+            )?))),
             _ => Err(Error::Config(format!(
                 "unsupported repository URL {url:?} (scheme {scheme:?}); use filesystem:///path, \
-                 s3://bucket/prefix, azure://container/prefix, gcs://bucket/prefix, \
-                 webdav(s)://host/path or rclone://remote:path"
+                 s3://bucket/prefix, azure://container/prefix, gcs://bucket/prefix, b2://bucket/prefix, \
+                 webdav(s)://host/path, sftp://user@host/path or rclone://remote:path"
             ))),
         }
     }
@@ -121,6 +137,8 @@ impl RepoSpec {
                 )
             }
             RepoSpec::Rclone(o) => format!("rclone://{}", o.remote_path),
+            RepoSpec::Sftp(o) => o.describe(),
+            RepoSpec::B2(o) => o.describe(),
         }
     }
 }
@@ -321,20 +339,22 @@ impl Connection {
                     .put(&arkiv_format::ids::BlobId::new(key), data)
                     .await
             }
-            // Azure and GCS name objects `<prefix><blob id>` like S3, so the key is the
+            // Azure, GCS and B2 name objects `<prefix><blob id>` like S3, so the key is the
             // object's name under the prefix.
-            RepoSpec::Azure(_) | RepoSpec::Gcs(_) => {
+            RepoSpec::Azure(_) | RepoSpec::Gcs(_) | RepoSpec::B2(_) => {
                 remote_storage(&self.spec)
                     .await?
                     .put(&arkiv_format::ids::BlobId::new(key), data)
                     .await
             }
             // The WebDAV layout shards every blob name, so a predictable key has no place.
-            RepoSpec::WebDav(_) | RepoSpec::Rclone(_) => Err(Error::Config(format!(
-                "objects outside the blob namespace (such as {key}) are written only to \
-                 filesystem, S3, Azure and GCS repositories, not to {}",
-                self.spec.describe()
-            ))),
+            RepoSpec::WebDav(_) | RepoSpec::Rclone(_) | RepoSpec::Sftp(_) => {
+                Err(Error::Config(format!(
+                    "objects outside the blob namespace (such as {key}) are written only to \
+                 filesystem, S3, Azure, GCS and B2 repositories, not to {}",
+                    self.spec.describe()
+                )))
+            }
         }
     }
 
@@ -394,6 +414,7 @@ impl Connection {
             )?)),
             RepoSpec::S3(o) => self.wrap(Arc::new(s3_storage(o).await?)),
             RepoSpec::WebDav(o) => self.wrap(Arc::new(WebDavStorage::create((**o).clone()).await?)),
+            RepoSpec::Sftp(o) => self.wrap(Arc::new(SftpStorage::create((**o).clone()).await?)),
             RepoSpec::Rclone(o) => self.wrap(Arc::new(
                 RcloneStorage::open((**o).clone())
                     .await?
@@ -466,7 +487,9 @@ impl Connection {
                 FilesystemStorage::create_with(p, &self.fs_options())?,
             )),
             // A blank WebDAV location gets Kopia's `.shards` (and its collection) first.
-            RepoSpec::WebDav(_) | RepoSpec::Rclone(_) => self.storage_for_create().await?,
+            RepoSpec::WebDav(_) | RepoSpec::Rclone(_) | RepoSpec::Sftp(_) => {
+                self.storage_for_create().await?
+            }
             _ => storage,
         };
         let repo = create_repository(storage, password, opts, self.open_options()).await?;
@@ -482,7 +505,7 @@ async fn s3_storage(o: &S3Options) -> Result<S3Storage> {
     Ok(s)
 }
 
-/// Storage of the Azure, GCS, WebDAV and rclone locations (containers and buckets checked;
+/// Storage of the Azure, GCS, B2, WebDAV, SFTP and rclone locations (containers and buckets checked;
 /// a WebDAV location is opened without writing).
 async fn remote_storage(spec: &RepoSpec) -> Result<Arc<dyn BlobStorage>> {
     Ok(match spec {
@@ -498,6 +521,9 @@ async fn remote_storage(spec: &RepoSpec) -> Result<Arc<dyn BlobStorage>> {
         }
         RepoSpec::WebDav(o) => Arc::new(WebDavStorage::open((**o).clone()).await?),
         RepoSpec::Rclone(o) => Arc::new(RcloneStorage::open((**o).clone()).await?),
+        RepoSpec::Sftp(o) => Arc::new(SftpStorage::open((**o).clone()).await?),
+        // B2's S3-compatible endpoint holds Kopia's B2 objects under the same names.
+        RepoSpec::B2(o) => Arc::new(s3_storage(&o.s3_options().await?).await?),
         RepoSpec::Filesystem(_) | RepoSpec::S3(_) => {
             return Err(Error::Config(format!(
                 "{} is not a remote location",
@@ -548,6 +574,9 @@ mod tests {
         assert_eq!(dav.describe(), "webdav https://<redacted>@nas/dav");
         let rc = RepoSpec::parse("rclone://remote:path", &no_env).unwrap();
         assert_eq!(rc.describe(), "rclone://remote:path");
+        let env = |k: &str| (k == "SFTP_KEY_FILE").then(|| "/k".to_owned());
+        let sftp = RepoSpec::parse("sftp://u@nas:2222/srv/r", &env).unwrap();
+        assert_eq!(sftp.describe(), "sftp://u@nas:2222/srv/r");
     }
 
     #[test]

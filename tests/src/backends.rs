@@ -121,3 +121,70 @@ pub fn rclone(test: &str, base: &Path) -> Option<Location> {
         dir: Some(dir),
     })
 }
+
+/// A fresh directory on the test sshd: the mover logs in with the test key (VolSync's
+/// `SFTP_*` variables), the CLI with the password where the server has one (else the key),
+/// through an `sftp://` URL.
+pub fn sftp(test: &str) -> Option<Location> {
+    let host = server_var(test, "ARKIV_SFTP_HOST")?;
+    let port = server_var(test, "ARKIV_SFTP_PORT")?;
+    let user = server_var(test, "ARKIV_SFTP_USER")?;
+    let key = server_var(test, "ARKIV_SFTP_KEY_FILE")?;
+    let known = server_var(test, "ARKIV_SFTP_KNOWN_HOSTS")?;
+    let root = server_var(test, "ARKIV_SFTP_ROOT")?;
+    let dir = Path::new(&root).join(unique(test));
+    let path = dir.display().to_string();
+    let mut cli = pairs(&[
+        (
+            "ARKIV_REPOSITORY",
+            format!("sftp://{user}@{host}:{port}{path}"),
+        ),
+        ("SFTP_KNOWN_HOSTS", known.clone()),
+    ]);
+    cli.push(match std::env::var("ARKIV_SFTP_PASSWORD") {
+        Ok(pw) if !pw.is_empty() => ("SFTP_PASSWORD".into(), pw),
+        _ => ("SFTP_KEY_FILE".into(), key.clone()),
+    });
+    Some(Location {
+        mover: pairs(&[
+            ("KOPIA_REPOSITORY", String::new()),
+            ("SFTP_HOST", host),
+            ("SFTP_PORT", port),
+            ("SFTP_USERNAME", user),
+            ("SFTP_PATH", path),
+            ("SFTP_KEY_FILE", key),
+            ("SFTP_KNOWN_HOSTS", known),
+        ]),
+        cli,
+        dir: Some(dir),
+    })
+}
+
+/// A fresh bucket on the S3 test server (moto) standing in for B2's S3-compatible endpoint
+/// (`ARKIV_B2_S3_ENDPOINT`, so no `b2_authorize_account` call), with a prefix in the URL; the
+/// mover selects it through VolSync's `KOPIA_B2_BUCKET` and B2 key variables. Also returns the
+/// bucket and prefix, to open the same objects through the S3 backend.
+pub fn b2(test: &str) -> Option<(Location, String, String)> {
+    let endpoint = crate::s3::endpoint(test)?;
+    let bucket = crate::s3::fresh_bucket(&endpoint, test);
+    let prefix = "kopia/b2/".to_owned();
+    let url = format!("b2://{bucket}/{prefix}");
+    let s3_endpoint = format!("http://{endpoint}");
+    let loc = Location {
+        mover: pairs(&[
+            ("KOPIA_REPOSITORY", url.clone()),
+            ("KOPIA_B2_BUCKET", bucket.clone()),
+            ("B2_ACCOUNT_ID", "arkiv-test".into()),
+            ("B2_APPLICATION_KEY", "arkiv-b2-secret-key".into()),
+            ("ARKIV_B2_S3_ENDPOINT", s3_endpoint.clone()),
+        ]),
+        cli: pairs(&[
+            ("ARKIV_REPOSITORY", url),
+            ("B2_KEY_ID", "arkiv-test".into()),
+            ("B2_KEY", "arkiv-b2-secret-key".into()),
+            ("ARKIV_B2_S3_ENDPOINT", s3_endpoint),
+        ]),
+        dir: None,
+    };
+    Some((loc, bucket, prefix))
+}

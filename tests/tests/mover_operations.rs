@@ -34,8 +34,8 @@ fn operations_and_configuration_errors() {
         &with(
             &s.backup_env(),
             &[
-                ("KOPIA_REPOSITORY", "sftp://nas/backups"),
-                ("SFTP_HOST", "nas"),
+                ("KOPIA_REPOSITORY", "gdrive://folder"),
+                ("GOOGLE_DRIVE_FOLDER_ID", "folder"),
             ],
         ),
     );
@@ -48,7 +48,7 @@ fn operations_and_configuration_errors() {
     assert_eq!(
         errors,
         [
-            "ERROR: unsupported backend sftp: arkiv supports S3, filesystem, Azure, GCS, WebDAV and rclone repositories"
+            "ERROR: unsupported backend gdrive: arkiv supports S3, filesystem, Azure, GCS, WebDAV, SFTP and rclone repositories"
         ]
     );
     // A supported backend with a variable missing: one line naming it.

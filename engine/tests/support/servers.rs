@@ -1,4 +1,4 @@
-//! Finding the test servers `.ci/servers.sh` starts (WebDAV via rclone, Azurite)
+//! Finding the test servers `.ci/servers.sh` starts (WebDAV via rclone, Azurite, sshd)
 //! and making fresh storage namespaces on them.
 //!
 //! Each server is found through `ARKIV_*` variables. When they are unset the tests skip with a
@@ -13,6 +13,7 @@ use std::io::Write;
 use std::sync::atomic::{AtomicU32, Ordering};
 
 use arkiv_engine::blob::cloud::{AzureOptions, CloudStorage};
+use arkiv_engine::blob::sftp::{KnownHosts, SftpAuth, SftpOptions, SftpStorage};
 use arkiv_engine::blob::webdav::{WebDavOptions, WebDavStorage};
 
 /// The value of `var`, or `None` (after a loud message) to skip; panics under `CI=true`.
@@ -86,4 +87,35 @@ pub fn azure_options(test: &str) -> Option<AzureOptions> {
 /// A storage from [`azure_options`].
 pub fn fresh_azure(test: &str) -> Option<CloudStorage> {
     azure_options(test).map(|o| CloudStorage::azure(o).expect("Azure storage"))
+}
+
+/// SFTP options for `path` below the test sshd's root directory, logging in with the test
+/// key (`password`: with the test password instead, when the server has one).
+pub fn sftp_options(test: &str, path: &str, password: bool) -> Option<SftpOptions> {
+    let host = server_var(test, "ARKIV_SFTP_HOST")?;
+    let root = server_var(test, "ARKIV_SFTP_ROOT")?;
+    let auth = match password {
+        true => SftpAuth::Password(server_var(test, "ARKIV_SFTP_PASSWORD")?),
+        false => SftpAuth::KeyFile(server_var(test, "ARKIV_SFTP_KEY_FILE")?.into()),
+    };
+    let mut o = SftpOptions::new(
+        host,
+        server_var(test, "ARKIV_SFTP_USER")?,
+        format!("{root}/{path}"),
+        auth,
+        KnownHosts::File(server_var(test, "ARKIV_SFTP_KNOWN_HOSTS")?.into()),
+    );
+    o.port = server_var(test, "ARKIV_SFTP_PORT")?
+        .parse()
+        .expect("ARKIV_SFTP_PORT");
+    Some(o)
+}
+
+/// A fresh SFTP storage in a new directory; also returns the directory's name below the
+/// server root (`ARKIV_SFTP_ROOT/<name>` on disk).
+pub async fn fresh_sftp(test: &str) -> Option<(SftpStorage, String)> {
+    let name = unique(test);
+    let o = sftp_options(test, &name, false)?;
+    let s = SftpStorage::create(o).await.expect("SFTP storage");
+    Some((s, name))
 }

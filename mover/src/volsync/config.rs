@@ -28,8 +28,9 @@
 //! absolute path in `KOPIA_REPOSITORY`); B2 (`KOPIA_B2_BUCKET`); WebDAV (`WEBDAV_URL`); SFTP
 //! (`SFTP_HOST`); rclone (`RCLONE_REMOTE_PATH`); Google Drive (`GOOGLE_DRIVE_FOLDER_ID`); then the
 //! scheme of `KOPIA_REPOSITORY` (`gcs://`, `azure://`, …). arkiv supports S3, filesystem, Azure,
-//! GCS, WebDAV and rclone (their variables: `crate::connect::azure_env` and
-//! `crate::connect::webdav_env`); B2, SFTP and Google Drive are
+//! GCS, B2, WebDAV, SFTP and rclone (their variables: `crate::connect::azure_env`,
+//! `crate::connect::b2_env`, `crate::connect::webdav_env` and `crate::connect::sftp_env`);
+//! Google Drive is
 //! [`ConfigError::UnsupportedBackend`], one line, exit 1. Nothing at all is
 //! [`ConfigError::NoRepository`].
 //!
@@ -563,7 +564,7 @@ pub enum ConfigError {
     },
     /// A backend arkiv does not implement.
     #[error(
-        "unsupported backend {0}: arkiv supports S3, filesystem, Azure, GCS, WebDAV and rclone repositories"
+        "unsupported backend {0}: arkiv supports S3, filesystem, Azure, GCS, B2, WebDAV, SFTP and rclone repositories"
     )]
     UnsupportedBackend(String),
     /// A backend's variables cannot be used (the message names them; never a secret value).
@@ -932,7 +933,7 @@ fn repository(vars: &mut Vars<'_>) -> Result<RepositoryTarget, ConfigError> {
     ] {
         if vars.get(var).is_some() {
             return match name {
-                "webdav" | "rclone" => remote(vars, url_str, name),
+                "b2" | "webdav" | "rclone" | "sftp" => remote(vars, url_str, name),
                 _ => Err(ConfigError::UnsupportedBackend(name.into())),
             };
         }
@@ -957,12 +958,12 @@ fn repository(vars: &mut Vars<'_>) -> Result<RepositoryTarget, ConfigError> {
 }
 
 /// Repository URL schemes of the backends in [`RepositoryTarget::Remote`].
-const REMOTE_SCHEMES: [&str; 5] = ["azure", "gcs", "webdav", "webdavs", "rclone"];
+const REMOTE_SCHEMES: [&str; 7] = ["azure", "gcs", "b2", "webdav", "webdavs", "rclone", "sftp"];
 
 /// Azure, GCS, WebDAV or rclone (`backend`), from its variables; `KOPIA_REPOSITORY` is used
 /// only when it has that backend's scheme (the variables win, as in the script).
 fn remote(vars: &Vars<'_>, url: &str, backend: &str) -> Result<RepositoryTarget, ConfigError> {
-    use crate::connect::{RepoSpec, azure_env, webdav_env};
+    use crate::connect::{RepoSpec, azure_env, b2_env, sftp_env, webdav_env};
     let scheme = url
         .split_once("://")
         .map(|(s, _)| s.to_ascii_lowercase())
@@ -978,6 +979,10 @@ fn remote(vars: &Vars<'_>, url: &str, backend: &str) -> Result<RepositoryTarget,
             webdav_env::rclone_options_from_env(if same(&["rclone"]) { url } else { "" }, env)
                 .map(|o| RepoSpec::Rclone(Box::new(o)))
         }
+        "b2" => b2_env::b2_options_from_env(if same(&["b2"]) { url } else { "" }, env)
+            .map(|o| RepoSpec::B2(Box::new(o))),
+        "sftp" => sftp_env::sftp_options_from_env(if same(&["sftp"]) { url } else { "" }, env)
+            .map(|o| RepoSpec::Sftp(Box::new(o))),
         _ => webdav_env::webdav_options_from_env(
             if same(&["webdav", "webdavs"]) {
                 url

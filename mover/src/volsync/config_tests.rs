@@ -524,11 +524,7 @@ fn custom_ca_and_its_alias() {
 
 #[test]
 fn other_backends_are_unsupported_with_one_clear_line() {
-    let cases = [
-        ("KOPIA_B2_BUCKET", "b", "b2"),
-        ("SFTP_HOST", "nas", "sftp"),
-        ("GOOGLE_DRIVE_FOLDER_ID", "f", "gdrive"),
-    ];
+    let cases = [("GOOGLE_DRIVE_FOLDER_ID", "f", "gdrive")];
     for (var, value, name) in cases {
         let e = err(&["backup"], &[("KOPIA_REPOSITORY", ""), (var, value)]);
         assert_eq!(e, ConfigError::UnsupportedBackend(name.into()), "{var}");
@@ -544,11 +540,7 @@ fn other_backends_are_unsupported_with_one_clear_line() {
 
 #[test]
 fn unsupported_url_schemes() {
-    for (url, name) in [
-        ("b2://bucket", "b2"),
-        ("sftp://host/path", "sftp"),
-        ("gdrive://folder", "gdrive"),
-    ] {
+    for (url, name) in [("gdrive://folder", "gdrive"), ("ftp://host/x", "ftp")] {
         assert_eq!(
             err(&["backup"], &[("KOPIA_REPOSITORY", url)]),
             ConfigError::UnsupportedBackend(name.into())
@@ -556,7 +548,7 @@ fn unsupported_url_schemes() {
     }
     assert_eq!(
         ConfigError::UnsupportedBackend("gcs".into()).to_string(),
-        "unsupported backend gcs: arkiv supports S3, filesystem, Azure, GCS, WebDAV and rclone repositories"
+        "unsupported backend gcs: arkiv supports S3, filesystem, Azure, GCS, B2, WebDAV, SFTP and rclone repositories"
     );
 }
 
@@ -630,6 +622,51 @@ fn selection_order_follows_the_script() {
     // … B2 and the rest come after it.
     let c = ok(&["backup"], &[("KOPIA_B2_BUCKET", "b")]);
     assert!(matches!(c.repository, RepositoryTarget::Filesystem { .. }));
+}
+
+#[test]
+fn b2_and_sftp_from_variables_and_urls() {
+    let c = ok(
+        &["backup"],
+        &[
+            ("KOPIA_REPOSITORY", ""),
+            ("KOPIA_B2_BUCKET", "bkt"),
+            ("B2_ACCOUNT_ID", "0041"),
+            ("B2_APPLICATION_KEY", "K004-secret"),
+        ],
+    );
+    assert_eq!(c.repository.describe(), "b2://bkt/");
+    assert!(!format!("{:?}", c.repository).contains("K004-secret"));
+    let c = ok(
+        &["backup"],
+        &[
+            ("KOPIA_REPOSITORY", "b2://bkt/team"),
+            ("B2_ACCOUNT_ID", "0041"),
+            ("B2_APPLICATION_KEY", "k"),
+        ],
+    );
+    assert_eq!(c.repository.describe(), "b2://bkt/team/");
+    let c = ok(
+        &["backup"],
+        &[
+            ("KOPIA_REPOSITORY", ""),
+            ("SFTP_HOST", "nas"),
+            ("SFTP_PORT", "2222"),
+            ("SFTP_USERNAME", "kopia"),
+            ("SFTP_PATH", "/srv/kopia"),
+            ("SFTP_PASSWORD", "sftp-secret"),
+            ("SFTP_KNOWN_HOSTS", "/credentials/known_hosts"),
+        ],
+    );
+    assert_eq!(c.repository.describe(), "sftp://kopia@nas:2222/srv/kopia");
+    assert!(!format!("{:?}", c.repository).contains("sftp-secret"));
+    // A missing variable: one line naming it, exit 1.
+    let e = err(
+        &["backup"],
+        &[("KOPIA_REPOSITORY", ""), ("SFTP_HOST", "nas")],
+    );
+    assert!(e.to_string().contains("SFTP_USERNAME"), "{e}");
+    assert_eq!(e.exit_code(), 1);
 }
 
 #[test]
