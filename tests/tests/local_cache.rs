@@ -206,6 +206,9 @@ fn a_second_backup_reads_no_index_blob_or_metadata_pack_it_read_before() {
     let warm = meta(&logged_backup(&rt, &repo_dir, &src, Some(&cache)));
     let again: Vec<&String> = warm.intersection(&cold).collect();
     assert!(again.is_empty(), "read again: {again:?}");
+    // Nor what the cold run wrote: its index blob and its q pack went into the cache when
+    // they were written, so the warm run reads no index blob and no metadata pack at all.
+    assert!(warm.is_empty(), "warm run read {warm:?}");
     // Without the cache the same run reads them all again.
     let uncached = meta(&logged_backup(&rt, &repo_dir, &src, None));
     assert!(uncached.is_superset(&cold), "{uncached:?} vs {cold:?}");
