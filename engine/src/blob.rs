@@ -28,6 +28,7 @@ pub mod cloud;
 pub mod counting;
 pub mod faulty;
 pub mod filesystem;
+pub mod listcache;
 pub mod memory;
 pub mod proxy;
 pub mod rclone;
