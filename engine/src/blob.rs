@@ -29,6 +29,7 @@ pub mod cloud;
 pub mod counting;
 pub mod faulty;
 pub mod filesystem;
+pub mod listcache;
 pub mod memory;
 pub mod proxy;
 pub mod rclone;

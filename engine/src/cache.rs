@@ -8,7 +8,29 @@
 //!   and calls [`Cache::retain_index_blobs`] with it.
 //! * `metadata_packs`: whole `q` pack blobs, raw (still encrypted). Every content read from them
 //!   is still decrypted and authenticated by the caller.
-//! * `kv`: small values (last known write epoch, the index blob set last loaded...).
+//! * `kv`: small values, among them the index listings of [`crate::blob::listcache`]
+//!   (`list:<prefix>`, with kopia's 30 s expiry).
+//!
+//! Rows are written when a run reads a blob from storage and also when it writes one: the
+//! content writer stores the index blob of each flush and every `q` pack once durable, so
+//! the next run reads neither from storage.
+//!
+//! What kopia caches, for comparison (kopia/kopia `repo/content/committed_read_manager.go`
+//! `setupCachesAndIndexManagers`, `internal/cache/content_cache.go`, `internal/listcache`,
+//! `repo/format/format_blob_cache.go`), each under its cache directory:
+//! * `indexes/` (decoded index blobs, also added at write time by
+//!   `committedContentIndex.addIndexBlob` after a flush) and `index-blobs/` (encrypted index
+//!   blobs, filled on read through `EncryptionManager.GetEncryptedBlob`).
+//! * `metadata/`: whole `q` blobs (`FetchFullBlobs`), filled on read only; the `q` packs a
+//!   session writes are put to storage and not to the cache (`writePackFileNotLocked`).
+//! * `contents/`: data contents by content ID (the encrypted range), filled on read, bounded
+//!   by the content cache size and `contentCacheSizeLimitBytes`. Not done here.
+//! * `blob-list/`: listings of the exact prefixes `n m l xn xe xs xr` with an HMAC and an
+//!   expiry of `maxListCacheDuration` (30 s from `repository connect`, 0 otherwise), dropped
+//!   by own puts/deletes under the prefix. The epoch manager lists `xn<epoch>_`, which is not
+//!   one of them, so uncompacted index listings are never served from it.
+//! * `own-writes/`: markers of its own index writes for 15 min (list consistency on
+//!   eventually consistent stores), and `kopia.repository` for 15 min. Not done here.
 //!
 //! Invariants:
 //! * The cache is never trusted over the repository and never fatal: after [`Cache::open`]
@@ -454,6 +476,25 @@ impl Cache {
             params![key, value, mac],
         );
         inner.note("put kv", result);
+    }
+
+    /// Removes a small value (absent: nothing to do).
+    pub fn remove_kv(&self, key: &str) {
+        let mut inner = self.lock();
+        let result = inner
+            .conn
+            .execute("DELETE FROM kv WHERE key = ?1", params![key]);
+        inner.note("remove kv", result);
+    }
+
+    /// Removes every small value whose key starts with `prefix` (e.g. all cached listings).
+    pub fn remove_kv_prefix(&self, prefix: &str) {
+        let mut inner = self.lock();
+        let result = inner.conn.execute(
+            "DELETE FROM kv WHERE substr(key, 1, length(?1)) = ?1",
+            params![prefix],
+        );
+        inner.note("remove kv", result);
     }
 
     /// Drops everything (call after maintenance rewrote or deleted blobs).

@@ -40,6 +40,10 @@ pub struct OpenOptions {
     pub cache_dir: Option<std::path::PathBuf>,
     /// Size bounds of the local cache.
     pub cache_limits: crate::cache::CacheLimits,
+    /// How long listings of the index prefixes are kept in the local cache (kopia's
+    /// `maxListCacheDuration`; see [`crate::blob::listcache`]). Zero (the default, as for
+    /// a repository kopia opens through its API) caches none.
+    pub list_cache_duration: std::time::Duration,
 }
 
 impl Default for OpenOptions {
@@ -48,6 +52,7 @@ impl Default for OpenOptions {
             clock: Arc::new(SystemClock),
             cache_dir: None,
             cache_limits: crate::cache::CacheLimits::default(),
+            list_cache_duration: std::time::Duration::ZERO,
         }
     }
 }
@@ -139,13 +144,29 @@ impl Repository {
             .cache_dir
             .as_deref()
             .and_then(|dir| open_cache(dir, &format, options.cache_limits));
-        let indexes = IndexSet::load(
-            storage.as_ref(),
-            cfg.epoch_parameters.enabled,
-            &cipher,
-            cache.as_deref(),
-        )
-        .await?;
+        let storage: Arc<dyn BlobStorage> = match &cache {
+            Some(c) if !options.list_cache_duration.is_zero() => {
+                Arc::new(crate::blob::listcache::ListCachingStorage::new(
+                    storage,
+                    c.clone(),
+                    options.clock.clone(),
+                    options.list_cache_duration,
+                ))
+            }
+            _ => storage,
+        };
+        let epochs = cfg.epoch_parameters.enabled;
+        let indexes =
+            match IndexSet::load(storage.as_ref(), epochs, &cipher, cache.as_deref()).await {
+                // A cached listing may name an index blob that maintenance has since removed:
+                // drop the cached listings and list again (kopia flushes its list cache and
+                // retries the same way).
+                Err(e) if e.kind() == ErrorKind::NotFound && cache.is_some() => {
+                    forget_listings(cache.as_deref());
+                    IndexSet::load(storage.as_ref(), epochs, &cipher, cache.as_deref()).await?
+                }
+                r => r?,
+            };
         let metadata_packs = Arc::new(MetadataPacks::new(
             metapacks::DEFAULT_MEMORY_BYTES,
             cache.clone(),
@@ -163,6 +184,8 @@ impl Repository {
 
     /// Re-reads the index set (after another writer or maintenance changed it).
     pub async fn refresh(&mut self) -> Result<()> {
+        // A refresh exists to see what others wrote: never from a cached listing.
+        forget_listings(self.cache.as_deref());
         let idx = IndexSet::load(
             self.storage.as_ref(),
             self.config().epoch_parameters.enabled,
@@ -398,6 +421,13 @@ impl Repository {
                 .then_with(|| a.id.cmp(&b.id))
         });
         Ok(out)
+    }
+}
+
+/// Drops the listings cached by [`crate::blob::listcache`].
+fn forget_listings(cache: Option<&Cache>) {
+    if let Some(c) = cache {
+        c.remove_kv_prefix(crate::blob::listcache::KV_PREFIX);
     }
 }
 

@@ -369,6 +369,9 @@ impl Connection {
         o.clock = self.clock.clone();
         o.cache_dir = self.cache_dir.clone();
         o.cache_limits = self.cache_limits;
+        // The expiry `kopia repository connect` gives its cached index listings (the
+        // VolSync script connects that way); it applies only when a cache is open.
+        o.list_cache_duration = arkiv_engine::blob::listcache::KOPIA_CONNECT_DEFAULT;
         o
     }
 

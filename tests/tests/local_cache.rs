@@ -206,7 +206,67 @@ fn a_second_backup_reads_no_index_blob_or_metadata_pack_it_read_before() {
     let warm = meta(&logged_backup(&rt, &repo_dir, &src, Some(&cache)));
     let again: Vec<&String> = warm.intersection(&cold).collect();
     assert!(again.is_empty(), "read again: {again:?}");
+    // Nor what the cold run wrote: its index blob and its q pack went into the cache when
+    // they were written, so the warm run reads no index blob and no metadata pack at all.
+    assert!(warm.is_empty(), "warm run read {warm:?}");
     // Without the cache the same run reads them all again.
     let uncached = meta(&logged_backup(&rt, &repo_dir, &src, None));
     assert!(uncached.is_superset(&cold), "{uncached:?} vs {cold:?}");
+}
+
+#[test]
+fn index_listing_is_reused_within_kopias_expiry_and_a_stale_one_is_listed_again() {
+    use arkiv_engine::blob::counting::{CountingStorage, StorageCounters};
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let (_tmp, repo_dir) = fixture_copy("repo-a");
+    let cache_tmp = tempfile::tempdir().unwrap();
+    let cache_dir = cache_tmp.path().join("cache");
+    let open_counted = |ttl: std::time::Duration| {
+        let counters = StorageCounters::new();
+        let storage = Arc::new(CountingStorage::new(
+            FilesystemStorage::open(&repo_dir).unwrap(),
+            counters.clone(),
+        ));
+        let mut opts = OpenOptions::default();
+        opts.cache_dir = Some(cache_dir.clone());
+        opts.list_cache_duration = ttl;
+        let repo = rt
+            .block_on(Repository::open(storage, FIXTURE_PASSWORD, opts))
+            .unwrap();
+        (repo, counters.counts())
+    };
+    let kopia = arkiv_engine::blob::listcache::KOPIA_CONNECT_DEFAULT;
+    let (first, cold) = open_counted(kopia);
+    let n = first.indexes().blob_count();
+    assert!(cold.lists >= 1, "{cold:?}");
+    // Within the expiry the next open lists nothing and reads nothing but the format blob.
+    let (_, warm) = open_counted(kopia);
+    assert_eq!((warm.lists, warm.gets), (0, 1), "{warm:?}");
+    // Without an expiry (the engine's default) every open lists.
+    let (_, off) = open_counted(std::time::Duration::ZERO);
+    assert!(off.lists >= 1, "{off:?}");
+
+    // The cached listing goes stale: an index blob it names disappears (as after index
+    // compaction by another host) and is not in the local cache either. The open lists
+    // again instead of failing.
+    let (repo, _) = open_counted(kopia);
+    repo.cache().unwrap().retain_index_blobs(&[]);
+    let gone = first
+        .indexes()
+        .indexes()
+        .iter()
+        .map(|i| i.blob_id.to_string())
+        .find(|id| id.starts_with("xn"))
+        .unwrap();
+    let file = blob_files(&repo_dir, "x")
+        .into_iter()
+        .find(|f| {
+            let rel = f.strip_prefix(&repo_dir).unwrap().to_string_lossy();
+            rel.replace('/', "") == format!("{gone}.f")
+        })
+        .unwrap();
+    std::fs::remove_file(file).unwrap();
+    let (stale, counts) = open_counted(kopia);
+    assert_eq!(stale.indexes().blob_count(), n - 1);
+    assert_eq!(counts.lists, 1, "{counts:?}");
 }

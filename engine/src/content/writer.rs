@@ -48,7 +48,7 @@ use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinSet;
 
 use crate::blob::BlobStorage;
-use crate::content::{ContentReader, IndexSet, LoadedIndex};
+use crate::content::{ContentReader, IndexSet, LoadedIndex, metapacks};
 use crate::repo::Repository;
 use crate::{Error, Result, cpu};
 
@@ -728,8 +728,21 @@ impl IoTask {
             self.marker_written = true;
         }
         let storage = self.storage.clone();
+        // A `q` pack is also kept in the local cache once durable: the next run reads the
+        // directories and manifests it holds without a GET (kopia fetches it back instead;
+        // see `crate::cache`). Every content cut from it is still authenticated on use.
+        let cache = self
+            .repo
+            .cache()
+            .filter(|_| metapacks::is_metadata_pack(&pack.id))
+            .cloned();
         puts.spawn(async move {
+            let keep = cache.map(|c| (c, pack.id.to_string(), pack.data.clone()));
             let r = storage.put(&pack.id, pack.data).await;
+            if let (Ok(()), Some((c, key, data))) = (&r, keep) {
+                // Best effort: a cache that cannot store costs a GET next time.
+                let _ = tokio::task::spawn_blocking(move || c.put_metadata_pack(&key, &data)).await;
+            }
             (pack.entries, r, done)
         });
     }
@@ -807,10 +820,10 @@ impl IoTask {
     async fn write_index(&self, entries: Vec<Info>) -> Result<BlobId> {
         let reader = self.repo.content_reader().clone();
         let session_id = self.session_id.clone();
-        let (name, data) = cpu::run(move || {
+        let (name, data, plain) = cpu::run(move || {
             let plain =
                 index::build_v2(entries, None).map_err(|e| Error::format("session index", e))?;
-            encryption::encrypt_blob(
+            let (name, data) = encryption::encrypt_blob(
                 reader.hasher(),
                 reader.cipher(),
                 "",
@@ -818,7 +831,8 @@ impl IoTask {
                 &plain,
                 rand::random(),
             )
-            .map_err(|e| Error::format("session index", e))
+            .map_err(|e| Error::format("session index", e))?;
+            Ok((name, data, plain))
         })
         .await?;
         let write_epoch = self.current_write_epoch().await?;
@@ -827,6 +841,12 @@ impl IoTask {
             epoch::uncompacted_blob_prefix(write_epoch)
         ));
         self.storage.put(&blob_id, Bytes::from(data)).await?;
+        // Like kopia (`committedContentIndex.addIndexBlob` after a flush), the index blob
+        // just written goes into the local cache: the next run lists it and needs no GET.
+        if let Some(c) = self.repo.cache().cloned() {
+            let key = blob_id.to_string();
+            let _ = tokio::task::spawn_blocking(move || c.put_index_blob(&key, &plain)).await;
+        }
         Ok(blob_id)
     }
 
