@@ -90,6 +90,44 @@ async fn transient_faults_are_retried_within_budget() {
     assert_eq!(e.kind(), ErrorKind::NotFound, "{e}");
 }
 
+/// Responses whose body is cut short (a GET's data, a LIST page's XML) are fetched again.
+#[tokio::test]
+async fn truncated_bodies_are_retried() {
+    let Some(ep) = s3env::s3_endpoint("truncated_bodies_are_retried") else {
+        return;
+    };
+    let proxy = FaultProxy::start(&ep, vec![], Action::Pass).await;
+    let s = through_proxy(&ep, "faults-truncated", &proxy, short_retry()).await;
+    let id = BlobId::new("p0002-s1");
+    let blob = Bytes::from((0..200_000u32).map(|i| i as u8).collect::<Vec<u8>>());
+    s.put(&id, blob.clone()).await.expect("put");
+    for i in 0..3 {
+        s.put(
+            &BlobId::new(&format!("q000{i}-s1")),
+            Bytes::from_static(b"x"),
+        )
+        .await
+        .expect("put");
+    }
+
+    proxy.reset_counters();
+    proxy.push(&[Action::Truncate]);
+    assert_eq!(s.get(&id, None).await.expect("get"), blob);
+    proxy.push(&[Action::Truncate]);
+    assert_eq!(
+        s.get(&id, Some(1000..101_000)).await.expect("range"),
+        blob.slice(1000..101_000)
+    );
+    proxy.push(&[Action::Truncate]);
+    assert_eq!(s.list("").await.expect("list").len(), 4);
+    assert_eq!(
+        (proxy.requests(), proxy.faults()),
+        (6, 3),
+        "one retry per cut body: {:?}",
+        proxy.log()
+    );
+}
+
 #[tokio::test]
 async fn stalled_requests_time_out_and_are_retried() {
     let Some(ep) = s3env::s3_endpoint("stalled_requests_time_out_and_are_retried") else {

@@ -29,6 +29,9 @@ use crate::direct_io::{self, AlignedBuf, Switch};
 use crate::error::io_kind;
 use crate::{Error, ErrorKind, Result};
 
+/// The youngest temporary file [`remove_stale_temporaries`] removes, whatever the margin.
+pub const MIN_TEMPORARY_AGE: std::time::Duration = std::time::Duration::from_secs(600);
+
 /// A missing `.shards` means kopia's legacy layout (three-character shard directories). A root
 /// with one-character shard directories (`p/`, `q/`, `x/`: the current layout) but no
 /// `.shards` has lost the file: reading it as legacy would report every blob as missing, so
@@ -60,11 +63,13 @@ fn check_shards_not_lost(root: &Path) -> Result<()> {
 }
 
 /// Removes temporary files (`*.tmp.*`, what [`FilesystemStorage`] writes before its rename)
-/// under `root` whose last modification is older than `min_age`: the leftovers of writers
-/// that were killed between writing and renaming. Younger ones may belong to a writer still
-/// running and stay. Returns how many were removed. Maintenance calls this with its
-/// blob-deletion safety margin.
-pub fn remove_stale_temporaries(root: &Path, min_age: std::time::Duration) -> Result<usize> {
+/// under `root` whose last modification is older than `margin`, and never younger than
+/// [`MIN_TEMPORARY_AGE`]: the leftovers of writers that were killed between writing and
+/// renaming. Younger ones may belong to a writer still running (whose rename would fail) and
+/// stay. Returns how many were removed. Full maintenance calls this with its blob-deletion
+/// safety margin.
+pub fn remove_stale_temporaries(root: &Path, margin: std::time::Duration) -> Result<usize> {
+    let min_age = margin.max(MIN_TEMPORARY_AGE);
     let now = std::time::SystemTime::now();
     let mut removed = 0;
     let mut stack = vec![root.to_path_buf()];

@@ -118,14 +118,10 @@ fn remove_stale_temporaries(
     safety: &SafetyParams,
 ) -> Result<()> {
     if let crate::connect::RepoSpec::Filesystem(root) = &conn.spec {
-        // At least 10 minutes even under `--safety none`: a temporary file that young may
-        // be a running writer's, whose rename would then fail.
-        let min_age = std::time::Duration::from_secs(
-            u64::try_from(safety.blob_delete_min_age)
-                .unwrap_or(0)
-                .max(600),
-        );
-        let n = arkiv_engine::blob::filesystem::remove_stale_temporaries(root, min_age)?;
+        // The engine keeps anything younger than 10 minutes even under `--safety none`.
+        let margin =
+            std::time::Duration::from_secs(u64::try_from(safety.blob_delete_min_age).unwrap_or(0));
+        let n = arkiv_engine::blob::filesystem::remove_stale_temporaries(root, margin)?;
         if n > 0 {
             println!("Removed {n} stale temporary file(s) left by interrupted writers");
         }

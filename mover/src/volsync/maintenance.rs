@@ -39,6 +39,23 @@ pub(super) async fn run(cfg: &MoverConfig, stop: &CancellationToken) -> Result<(
     for line in report.summary_lines() {
         println!("INFO: {line}");
     }
+    remove_stale_temporaries(cfg)?;
+    Ok(())
+}
+
+/// A filesystem repository's `*.tmp.*` files of writers killed between write and rename,
+/// older than kopia's full safety margin (the one this flow runs with), are removed.
+fn remove_stale_temporaries(cfg: &MoverConfig) -> Result<(), Failure> {
+    if let super::config::RepositoryTarget::Filesystem { path } = &cfg.repository {
+        let margin = std::time::Duration::from_secs(
+            u64::try_from(arkiv_engine::maintenance::SAFETY_FULL.blob_delete_min_age).unwrap_or(0),
+        );
+        let n = arkiv_engine::blob::filesystem::remove_stale_temporaries(path, margin)
+            .map_err(|e| Failure::engine("removing stale temporary files", &e))?;
+        if n > 0 {
+            println!("INFO: removed {n} stale temporary file(s) left by interrupted writers");
+        }
+    }
     Ok(())
 }
 
