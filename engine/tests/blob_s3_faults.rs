@@ -103,7 +103,7 @@ async fn truncated_bodies_are_retried() {
     s.put(&id, blob.clone()).await.expect("put");
     for i in 0..3 {
         s.put(
-            &BlobId::new(&format!("q000{i}-s1")),
+            &BlobId::new(format!("q000{i}-s1")),
             Bytes::from_static(b"x"),
         )
         .await

@@ -185,7 +185,7 @@ async fn open(storage: &MemoryStorage, clock: &ManualClock) -> arkiv_engine::Res
 
 /// Walks a tree like `ls -r` (bounded, so a crafted cycle cannot run forever here).
 async fn ls(repo: &Repository, root: &arkiv_format::snapshot::DirEntry) {
-    let mut stack = vec![root.object.clone()];
+    let mut stack = vec![root.object];
     let mut seen = 0;
     while let Some(oid) = stack.pop() {
         seen += 1;
@@ -197,7 +197,7 @@ async fn ls(repo: &Repository, root: &arkiv_format::snapshot::DirEntry) {
         };
         for e in dir.entries {
             if e.entry_type == EntryType::Directory {
-                stack.push(e.object.clone());
+                stack.push(e.object);
             }
         }
     }

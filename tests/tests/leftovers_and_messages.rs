@@ -81,7 +81,8 @@ fn full_maintenance_removes_stale_temporary_blobs() {
     std::fs::create_dir_all(repo.join("p")).unwrap();
     std::fs::write(&stale, b"partial pack").unwrap();
     std::fs::write(&young, b"a running writer's").unwrap();
-    let two_days_ago = std::time::SystemTime::now() - std::time::Duration::from_secs(2 * 86_400);
+    let written = std::fs::metadata(&stale).unwrap().modified().unwrap();
+    let two_days_ago = written - std::time::Duration::from_secs(2 * 86_400);
     std::fs::File::options()
         .write(true)
         .open(&stale)

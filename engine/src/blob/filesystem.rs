@@ -68,9 +68,12 @@ fn check_shards_not_lost(root: &Path) -> Result<()> {
 /// renaming. Younger ones may belong to a writer still running (whose rename would fail) and
 /// stay. Returns how many were removed. Full maintenance calls this with its blob-deletion
 /// safety margin.
-pub fn remove_stale_temporaries(root: &Path, margin: std::time::Duration) -> Result<usize> {
+pub fn remove_stale_temporaries(
+    root: &Path,
+    margin: std::time::Duration,
+    now: DateTime<Utc>,
+) -> Result<usize> {
     let min_age = margin.max(MIN_TEMPORARY_AGE);
-    let now = std::time::SystemTime::now();
     let mut removed = 0;
     let mut stack = vec![root.to_path_buf()];
     while let Some(dir) = stack.pop() {
@@ -91,7 +94,7 @@ pub fn remove_stale_temporaries(root: &Path, margin: std::time::Duration) -> Res
                 .metadata()
                 .and_then(|m| m.modified())
                 .ok()
-                .and_then(|t| now.duration_since(t).ok())
+                .and_then(|t| (now - DateTime::<Utc>::from(t)).to_std().ok())
                 .is_some_and(|age| age >= min_age);
             if old {
                 match std::fs::remove_file(&path) {

@@ -121,7 +121,11 @@ fn remove_stale_temporaries(
         // The engine keeps anything younger than 10 minutes even under `--safety none`.
         let margin =
             std::time::Duration::from_secs(u64::try_from(safety.blob_delete_min_age).unwrap_or(0));
-        let n = arkiv_engine::blob::filesystem::remove_stale_temporaries(root, margin)?;
+        let n = arkiv_engine::blob::filesystem::remove_stale_temporaries(
+            root,
+            margin,
+            conn.clock.now(),
+        )?;
         if n > 0 {
             println!("Removed {n} stale temporary file(s) left by interrupted writers");
         }
