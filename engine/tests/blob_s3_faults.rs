@@ -1,6 +1,7 @@
 //! S3 under faults: a local proxy in front of the S3 test server injects 5xx, resets and
-//! stalls. The client must get through within its retry budget (object_store's one retry
-//! loop, configured by `RetryOptions`), or fail with a `Transient` error naming the endpoint.
+//! stalls. The client must get through within its retry budget (the S3 backend's one retry
+//! loop, configured by `RetryOptions`), or fail with a `Transient` error naming the endpoint
+//! and how long it tried.
 
 #[path = "support/fault_proxy.rs"]
 mod fault_proxy;
@@ -78,16 +79,53 @@ async fn transient_faults_are_retried_within_budget() {
         proxy.log()
     );
 
-    // object_store does not resend a DELETE whose connection dropped after sending (it only
-    // resends requests it marks idempotent: GET/HEAD/PUT). The failure is Transient, and
-    // the operation can be repeated (deletes are idempotent in our contract).
+    // A DELETE whose connection dropped after sending is resent too (S3 deletes are
+    // idempotent; object_store's own loop would not resend it).
     s.put(&id, blob.clone()).await.expect("put");
+    proxy.reset_counters();
     proxy.push(&[Action::Reset]);
-    let e = s.delete(&id).await.expect_err("reset during delete");
-    assert_eq!(e.kind(), ErrorKind::Transient, "{e}");
-    s.delete(&id).await.expect("repeated delete");
+    s.delete(&id).await.expect("delete retried through a reset");
+    assert_eq!(proxy.requests(), 2, "{:?}", proxy.log());
     let e = s.get(&id, None).await.expect_err("deleted");
     assert_eq!(e.kind(), ErrorKind::NotFound, "{e}");
+}
+
+/// Responses whose body is cut short (a GET's data, a LIST page's XML) are fetched again.
+#[tokio::test]
+async fn truncated_bodies_are_retried() {
+    let Some(ep) = s3env::s3_endpoint("truncated_bodies_are_retried") else {
+        return;
+    };
+    let proxy = FaultProxy::start(&ep, vec![], Action::Pass).await;
+    let s = through_proxy(&ep, "faults-truncated", &proxy, short_retry()).await;
+    let id = BlobId::new("p0002-s1");
+    let blob = Bytes::from((0..200_000u32).map(|i| i as u8).collect::<Vec<u8>>());
+    s.put(&id, blob.clone()).await.expect("put");
+    for i in 0..3 {
+        s.put(
+            &BlobId::new(format!("q000{i}-s1")),
+            Bytes::from_static(b"x"),
+        )
+        .await
+        .expect("put");
+    }
+
+    proxy.reset_counters();
+    proxy.push(&[Action::Truncate]);
+    assert_eq!(s.get(&id, None).await.expect("get"), blob);
+    proxy.push(&[Action::Truncate]);
+    assert_eq!(
+        s.get(&id, Some(1000..101_000)).await.expect("range"),
+        blob.slice(1000..101_000)
+    );
+    proxy.push(&[Action::Truncate]);
+    assert_eq!(s.list("").await.expect("list").len(), 4);
+    assert_eq!(
+        (proxy.requests(), proxy.faults()),
+        (6, 3),
+        "one retry per cut body: {:?}",
+        proxy.log()
+    );
 }
 
 #[tokio::test]
@@ -141,6 +179,10 @@ async fn exhausted_budget_fails_cleanly_naming_the_endpoint() {
     let msg = e.to_string();
     assert!(msg.contains(&proxy.endpoint()), "names the endpoint: {msg}");
     assert!(msg.contains("503"), "names the error: {msg}");
+    assert!(
+        msg.contains("gave up after") && msg.contains("4 attempts"),
+        "says how long and how often it tried: {msg}"
+    );
     assert_eq!(proxy.requests(), 4, "1 try + 3 retries: {:?}", proxy.log());
 
     proxy.reset_counters();

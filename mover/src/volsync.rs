@@ -504,6 +504,9 @@ fn s3_options(t: &S3Target) -> S3Options {
     // The script passes the CA only when the file exists.
     o.ca_bundle = t.ca_bundle.clone().filter(|p| p.exists());
     o.proxy = t.proxy.clone();
+    if let Some(budget) = t.retry_timeout {
+        o.retry.retry_timeout = budget;
+    }
     o
 }
 

@@ -29,6 +29,92 @@ use crate::direct_io::{self, AlignedBuf, Switch};
 use crate::error::io_kind;
 use crate::{Error, ErrorKind, Result};
 
+/// The youngest temporary file [`remove_stale_temporaries`] removes, whatever the margin.
+pub const MIN_TEMPORARY_AGE: std::time::Duration = std::time::Duration::from_secs(600);
+
+/// A missing `.shards` means kopia's legacy layout (three-character shard directories). A root
+/// with one-character shard directories (`p/`, `q/`, `x/`: the current layout) but no
+/// `.shards` has lost the file: reading it as legacy would report every blob as missing, so
+/// the problem is named instead (corrupt, exit 5), with the fix.
+fn check_shards_not_lost(root: &Path) -> Result<()> {
+    let Ok(rd) = std::fs::read_dir(root) else {
+        return Ok(());
+    };
+    let current_layout = rd
+        .flatten()
+        .any(|e| e.file_name().len() == 1 && e.file_type().is_ok_and(|t| t.is_dir()));
+    if !current_layout {
+        return Ok(());
+    }
+    let default = ShardParameters::kopia_default().to_file_bytes();
+    Err(Error::Storage {
+        storage: describe(root),
+        op: "open",
+        target: SHARDS_FILE.into(),
+        kind: ErrorKind::Corrupt,
+        message: format!(
+            "the sharding file is missing, but the directory has kopia's current layout \
+             (one-character shard directories), so no blob can be found; recreate {} with \
+             the content {} (kopia's default), then run `arkiv verify`",
+            root.join(SHARDS_FILE).display(),
+            String::from_utf8_lossy(&default).trim_end()
+        ),
+    })
+}
+
+/// Removes temporary files (`*.tmp.*`, what [`FilesystemStorage`] writes before its rename)
+/// under `root` whose last modification is older than `margin`, and never younger than
+/// [`MIN_TEMPORARY_AGE`]: the leftovers of writers that were killed between writing and
+/// renaming. Younger ones may belong to a writer still running (whose rename would fail) and
+/// stay. Returns how many were removed. Full maintenance calls this with its blob-deletion
+/// safety margin.
+pub fn remove_stale_temporaries(
+    root: &Path,
+    margin: std::time::Duration,
+    now: DateTime<Utc>,
+) -> Result<usize> {
+    let min_age = margin.max(MIN_TEMPORARY_AGE);
+    let mut removed = 0;
+    let mut stack = vec![root.to_path_buf()];
+    while let Some(dir) = stack.pop() {
+        let rd = std::fs::read_dir(&dir).map_err(|e| storage_err(root, "clean", "", &e))?;
+        for e in rd {
+            let e = e.map_err(|err| storage_err(root, "clean", "", &err))?;
+            let Ok(ft) = e.file_type() else { continue };
+            let path = e.path();
+            if ft.is_dir() {
+                stack.push(path);
+                continue;
+            }
+            let name = e.file_name();
+            if !ft.is_file() || !name.to_string_lossy().contains(".tmp.") {
+                continue;
+            }
+            let old = e
+                .metadata()
+                .and_then(|m| m.modified())
+                .ok()
+                .and_then(|t| (now - DateTime::<Utc>::from(t)).to_std().ok())
+                .is_some_and(|age| age >= min_age);
+            if old {
+                match std::fs::remove_file(&path) {
+                    Ok(()) => removed += 1,
+                    Err(err) if err.kind() == std::io::ErrorKind::NotFound => {}
+                    Err(err) => {
+                        let target = path
+                            .strip_prefix(root)
+                            .unwrap_or(&path)
+                            .display()
+                            .to_string();
+                        return Err(storage_err(root, "clean", &target, &err));
+                    }
+                }
+            }
+        }
+    }
+    Ok(removed)
+}
+
 /// Name of the sharding parameters file at the repository root.
 pub const SHARDS_FILE: &str = ".shards";
 /// Suffix of complete blob files.
@@ -259,7 +345,10 @@ impl FilesystemStorage {
                 kind: ErrorKind::Corrupt,
                 message: format!("invalid sharding parameters: {e}"),
             })?,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => ShardParameters::legacy(),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                check_shards_not_lost(&root)?;
+                ShardParameters::legacy()
+            }
             Err(e) => return Err(storage_err(&root, "open", SHARDS_FILE, &e)),
         };
         Ok(FilesystemStorage {

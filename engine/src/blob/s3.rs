@@ -25,24 +25,26 @@
 //! * Credentials are static keys; instance profiles and web identity are not supported.
 //!
 //! # Retries and errors
-//! There is one retry loop: `object_store`'s, configured from [`RetryOptions`] (bounded count,
-//! bounded total time, exponential backoff with jitter). It retries 5xx (including 503
-//! SlowDown), S3 errors reported in a 200 body, connection failures and resets, and timeouts
-//! of idempotent requests. Nothing in this module retries on top of it. One consequence,
-//! checked by `tests/blob_s3_faults.rs`: a `DELETE` (or a multipart completion) whose
-//! connection drops after the request was sent is not resent by object_store, which resends
-//! only requests it knows to be idempotent (GET, HEAD, PUT); it fails as `Transient`, and
-//! repeating the operation is safe. Bulk delete is disabled (one `DELETE` per blob, as Kopia
-//! does). Errors map to
+//! There is one retry loop, ours ([`S3Storage`]'s `retrying`), and its budget is measured in
+//! time: [`RetryOptions::retry_timeout`] (default 180 s; the mover sets it from
+//! `ARKIV_S3_RETRY_TIMEOUT`), with exponential backoff and jitter between attempts. It wraps
+//! whole operations, response bodies included: a GET whose body is cut short, or a LIST page
+//! whose XML is truncated, is retried like a refused connection. `object_store`'s own retry
+//! loop is switched off (`max_retries: 0`) because it ends at the response headers and counts
+//! attempts, not time: an endpoint restart of a few seconds exhausted it (issue 14, finding
+//! 5). Retried: 5xx (including 503 SlowDown), 429, S3 errors in a 200 body, connection
+//! failures, resets, truncated bodies and timeouts, for every request kind; S3 `DELETE` and
+//! `PUT` of a whole blob are idempotent, and a multipart upload is redone from its start.
+//! Bulk delete is disabled (one `DELETE` per blob, as Kopia does). Errors map to
 //! [`ErrorKind`]s: 404 → `NotFound` ([`Error::BlobNotFound`] for blob reads), 403 →
-//! `PermissionDenied`, 401 → `Auth`, exhausted 5xx/429/transport failures → `Transient`. The
-//! message names the storage and the endpoint and keeps `object_store`'s text (method, URL,
-//! retries, status, body).
+//! `PermissionDenied`, 401 → `Auth`, 5xx/429/transport failures after the budget →
+//! `Transient`, whose message names the storage, the endpoint and how long it was tried, and
+//! keeps `object_store`'s text of the last attempt (method, URL, status, body).
 
 use std::fmt;
 use std::ops::Range;
 use std::path::PathBuf;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use arkiv_format::ids::BlobId;
 use async_trait::async_trait;
@@ -66,17 +68,19 @@ const KOPIA_STORAGE_CONFIG: &str = ".storageconfig";
 /// S3's smallest allowed multipart part (except the last one).
 const MIN_PART_SIZE: usize = 5 * 1024 * 1024;
 
-/// The one retry policy of the S3 backend (handed to `object_store`), plus request timeouts.
+/// The retry policy of the S3 backend (and of `cloud`'s backends, which hand it to
+/// `object_store`), plus request timeouts.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct RetryOptions {
-    /// Retries per request after the first attempt (0 disables retries).
+    /// Retries per request after the first attempt (0 disables retries). The default is
+    /// unbounded: the budget is [`Self::retry_timeout`].
     pub max_retries: usize,
     /// First backoff; later ones grow exponentially (with jitter).
     pub init_backoff: Duration,
     /// Longest single backoff.
     pub max_backoff: Duration,
-    /// No retry starts after this much time since the first attempt.
+    /// The retry budget: no retry starts after this much time since the first attempt.
     pub retry_timeout: Duration,
     /// Limit for one whole HTTP request, body included (a stalled transfer fails after this).
     pub request_timeout: Duration,
@@ -87,7 +91,7 @@ pub struct RetryOptions {
 impl Default for RetryOptions {
     fn default() -> Self {
         RetryOptions {
-            max_retries: 10,
+            max_retries: usize::MAX,
             init_backoff: Duration::from_millis(100),
             max_backoff: Duration::from_secs(15),
             retry_timeout: Duration::from_secs(180),
@@ -204,6 +208,7 @@ pub struct S3Storage {
     endpoint_url: String,
     multipart_threshold: u64,
     multipart_part_size: usize,
+    retry: RetryOptions,
 }
 
 impl S3Storage {
@@ -243,14 +248,11 @@ impl S3Storage {
                 client = client.with_root_certificate(c);
             }
         }
+        // Our loop (`retrying`) does all retries, body reads included (module docs).
         let retry = RetryConfig {
-            backoff: BackoffConfig {
-                init_backoff: r.init_backoff,
-                max_backoff: r.max_backoff,
-                base: 2.0,
-            },
-            max_retries: r.max_retries,
-            retry_timeout: r.retry_timeout,
+            backoff: BackoffConfig::default(),
+            max_retries: 0,
+            retry_timeout: Duration::ZERO,
         };
 
         let is_aws = opts.is_aws();
@@ -295,7 +297,49 @@ impl S3Storage {
             endpoint_url: opts.endpoint_url(),
             multipart_threshold: opts.multipart_threshold,
             multipart_part_size: opts.multipart_part_size,
+            retry: opts.retry.clone(),
         })
+    }
+
+    /// Runs `attempt` until it succeeds, fails with something other than
+    /// [`ErrorKind::Transient`], or the retry budget ([`RetryOptions::retry_timeout`], and
+    /// [`RetryOptions::max_retries`]) is spent. Between attempts it sleeps an exponentially
+    /// growing backoff (from `init_backoff`, doubling, capped at `max_backoff`) with full
+    /// jitter in its upper half, never past the budget's end. The final error says how long
+    /// and how often it tried.
+    async fn retrying<T, F, Fut>(&self, mut attempt: F) -> Result<T>
+    where
+        F: FnMut() -> Fut,
+        Fut: std::future::Future<Output = Result<T>>,
+    {
+        use rand::Rng;
+        let r = &self.retry;
+        let start = Instant::now();
+        let mut retries = 0usize;
+        let mut backoff = r.init_backoff;
+        loop {
+            let err = match attempt().await {
+                Ok(v) => return Ok(v),
+                Err(e) if e.kind() != ErrorKind::Transient => return Err(e),
+                Err(e) => e,
+            };
+            let elapsed = start.elapsed();
+            if retries >= r.max_retries || elapsed >= r.retry_timeout {
+                return Err(gave_up(err, elapsed, retries + 1, r.retry_timeout));
+            }
+            let half = backoff / 2;
+            let jitter = rand::thread_rng().gen_range(Duration::ZERO..=half);
+            let sleep = (half + jitter).min(r.retry_timeout - elapsed);
+            tracing::debug!(
+                storage = %self.location(),
+                error = %err,
+                retry = retries + 1,
+                "S3 request failed; retrying in {sleep:?}"
+            );
+            tokio::time::sleep(sleep).await;
+            backoff = (backoff * 2).min(r.max_backoff);
+            retries += 1;
+        }
     }
 
     /// The object key of a blob: prefix + blob ID.
@@ -327,17 +371,20 @@ impl S3Storage {
             ..Default::default()
         };
         let prefix = (!self.prefix.is_empty()).then_some(self.prefix.as_str());
-        match self.store.list_paginated(prefix, opts).await {
-            Ok(_) => Ok(()),
-            Err(object_store::Error::NotFound { source, .. }) => Err(Error::Storage {
-                storage: self.location(),
-                op: "check bucket",
-                target: self.bucket.clone(),
-                kind: ErrorKind::NotFound,
-                message: format!("bucket does not exist: {source}"),
-            }),
-            Err(e) => Err(self.map_err("check bucket", &self.bucket, e)),
-        }
+        self.retrying(|| async {
+            match self.store.list_paginated(prefix, opts.clone()).await {
+                Ok(_) => Ok(()),
+                Err(object_store::Error::NotFound { source, .. }) => Err(Error::Storage {
+                    storage: self.location(),
+                    op: "check bucket",
+                    target: self.bucket.clone(),
+                    kind: ErrorKind::NotFound,
+                    message: format!("bucket does not exist: {source}"),
+                }),
+                Err(e) => Err(self.map_err("check bucket", &self.bucket, e)),
+            }
+        })
+        .await
     }
 
     fn path(&self, op: &'static str, id: &BlobId) -> Result<Path> {
@@ -394,9 +441,15 @@ impl S3Storage {
             check_range(&storage, id, &r, meta.length)?;
             return Ok(Bytes::new());
         }
-        let opts = GetOptions::new().with_range(Some(GetRange::Bounded(r.clone())));
-        let res = async { self.store.get_opts(path, opts).await?.bytes().await }.await;
-        match res {
+        let attempt = || async {
+            let opts = GetOptions::new().with_range(Some(GetRange::Bounded(r.clone())));
+            let res = async { self.store.get_opts(path, opts).await?.bytes().await }.await;
+            match res {
+                Err(e) if generic_transient(&e) => Err(self.map_read_err("get", id, e)),
+                other => Ok(other),
+            }
+        };
+        match self.retrying(attempt).await? {
             Ok(data) if data.len() as u64 == r.end - r.start => Ok(data),
             Ok(data) => {
                 // The server returned a short range: the blob is shorter than the caller thinks.
@@ -430,6 +483,31 @@ impl S3Storage {
     }
 }
 
+/// The error of the last attempt, with how long and how often it was tried.
+fn gave_up(err: Error, elapsed: Duration, attempts: usize, budget: Duration) -> Error {
+    let note = format!(
+        "gave up after {:.1}s and {attempts} attempts (retry budget {}s)",
+        elapsed.as_secs_f64(),
+        budget.as_secs()
+    );
+    match err {
+        Error::Storage {
+            storage,
+            op,
+            target,
+            kind,
+            message,
+        } => Error::Storage {
+            storage,
+            op,
+            target,
+            kind,
+            message: format!("{note}: {message}"),
+        },
+        other => other,
+    }
+}
+
 /// Classifies `object_store`'s catch-all errors. Transport failures are recognised by type
 /// (`HttpError` in the source chain). HTTP status failures come from `object_store`'s
 /// `RetryError`, which is not a public type, so its status is read from its message
@@ -450,6 +528,13 @@ pub(crate) fn generic_kind(source: &(dyn std::error::Error + 'static)) -> ErrorK
         cur = e.source();
     }
     status_kind(&source.to_string())
+}
+
+/// Whether a ranged read failed in a way worth another attempt (the caller's range checks
+/// handle the rest).
+fn generic_transient(e: &object_store::Error) -> bool {
+    matches!(e, object_store::Error::Generic { source, .. }
+        if generic_kind(source.as_ref()) == ErrorKind::Transient)
 }
 
 fn status_kind(msg: &str) -> ErrorKind {
@@ -481,8 +566,11 @@ impl BlobStorage for S3Storage {
             }
             Some(r) => self.get_range(id, &path, r).await,
             None => {
-                let res = async { self.store.get(&path).await?.bytes().await }.await;
-                res.map_err(|e| self.map_read_err("get", id, e))
+                self.retrying(|| async {
+                    let res = async { self.store.get(&path).await?.bytes().await }.await;
+                    res.map_err(|e| self.map_read_err("get", id, e))
+                })
+                .await
             }
         }
     }
@@ -490,10 +578,13 @@ impl BlobStorage for S3Storage {
     async fn get_metadata(&self, id: &BlobId) -> Result<BlobMetadata> {
         let path = self.path("get_metadata", id)?;
         let meta = self
-            .store
-            .head(&path)
-            .await
-            .map_err(|e| self.map_read_err("get_metadata", id, e))?;
+            .retrying(|| async {
+                self.store
+                    .head(&path)
+                    .await
+                    .map_err(|e| self.map_read_err("get_metadata", id, e))
+            })
+            .await?;
         Ok(BlobMetadata {
             id: id.clone(),
             length: meta.size,
@@ -503,29 +594,36 @@ impl BlobStorage for S3Storage {
 
     async fn put(&self, id: &BlobId, data: Bytes) -> Result<()> {
         let path = self.path("put", id)?;
-        let res = if (data.len() as u64) > self.multipart_threshold {
-            async {
-                let upload = self.store.put_multipart(&path).await?;
-                let mut w = WriteMultipart::new_with_chunk_size(upload, self.multipart_part_size);
-                w.put(data);
-                // `finish` aborts the upload (removing uploaded parts) if a part or the
-                // completion fails, so no partial object can become visible.
-                w.finish().await
-            }
-            .await
-        } else {
-            self.store.put(&path, PutPayload::from(data)).await
-        };
-        res.map(|_| ())
-            .map_err(|e| self.map_err("put", id.as_str(), e))
+        self.retrying(|| async {
+            let res = if (data.len() as u64) > self.multipart_threshold {
+                async {
+                    let upload = self.store.put_multipart(&path).await?;
+                    let mut w =
+                        WriteMultipart::new_with_chunk_size(upload, self.multipart_part_size);
+                    w.put(data.clone());
+                    // `finish` aborts the upload (removing uploaded parts) if a part or the
+                    // completion fails, so no partial object can become visible.
+                    w.finish().await
+                }
+                .await
+            } else {
+                self.store.put(&path, PutPayload::from(data.clone())).await
+            };
+            res.map(|_| ())
+                .map_err(|e| self.map_err("put", id.as_str(), e))
+        })
+        .await
     }
 
     async fn delete(&self, id: &BlobId) -> Result<()> {
         let path = self.path("delete", id)?;
-        match self.store.delete(&path).await {
-            Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
-            Err(e) => Err(self.map_err("delete", id.as_str(), e)),
-        }
+        self.retrying(|| async {
+            match self.store.delete(&path).await {
+                Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
+                Err(e) => Err(self.map_err("delete", id.as_str(), e)),
+            }
+        })
+        .await
     }
 
     async fn list(&self, prefix: &str) -> Result<Vec<BlobMetadata>> {
@@ -533,15 +631,20 @@ impl BlobStorage for S3Storage {
         let mut out = Vec::new();
         let mut page_token = None;
         loop {
-            let opts = PaginatedListOptions {
-                page_token: page_token.take(),
-                ..Default::default()
-            };
+            let token = page_token.take();
+            // One page per attempt: a truncated or failed page is fetched again.
             let page = self
-                .store
-                .list_paginated((!full.is_empty()).then_some(full.as_str()), opts)
-                .await
-                .map_err(|e| self.map_err("list", prefix, e))?;
+                .retrying(|| async {
+                    let opts = PaginatedListOptions {
+                        page_token: token.clone(),
+                        ..Default::default()
+                    };
+                    self.store
+                        .list_paginated((!full.is_empty()).then_some(full.as_str()), opts)
+                        .await
+                        .map_err(|e| self.map_err("list", prefix, e))
+                })
+                .await?;
             for o in page.result.objects {
                 let Some(id) = o.location.as_ref().strip_prefix(self.prefix.as_str()) else {
                     continue;

@@ -193,14 +193,31 @@ fn is_temp_name(name: &str) -> bool {
     name.starts_with('.') && name.contains(".arkiv-tmp-")
 }
 
-/// Makes sure `path` is a real directory we can write into (never a symlink).
+/// Makes sure `path` is a real directory we can write into (never a symlink, never
+/// followed). A directory that was there already is cleared of the temporary names an
+/// earlier, killed restore left behind.
 async fn ensure_dir(ctx: &Ctx, path: &Path) -> Result<()> {
     match tokio::fs::symlink_metadata(path).await {
-        Ok(m) if m.file_type().is_symlink() => Err(Error::Config(format!(
-            "refusing to restore into {}: it is a symlink in the target",
-            path.display()
-        ))),
+        Ok(m) if m.file_type().is_symlink() => {
+            // The target root itself is the caller's choice and never replaced.
+            if ctx.opts.delete_extra && path != ctx.root {
+                // Removes the link itself; what it points to is never touched.
+                tokio::fs::remove_file(path)
+                    .await
+                    .map_err(|e| Error::io(path, e))?;
+                ctx.counters.deleted.fetch_add(1, Ordering::Relaxed);
+                create_dir(path).await
+            } else {
+                Err(Error::Config(format!(
+                    "{} is a symlink in the target where the snapshot has a directory; it is \
+                     never followed: enable file deletion (--delete-extra, or \
+                     KOPIA_ENABLE_FILE_DELETION=true for the mover) to replace it, or remove it",
+                    path.display()
+                )))
+            }
+        }
         Ok(m) if m.is_dir() => {
+            remove_leftover_temps(path).await?;
             use std::os::unix::fs::PermissionsExt;
             // A previous restore may have left a read-only directory: make it writable
             // until its final mode is applied after its children.
@@ -229,6 +246,32 @@ async fn ensure_dir(ctx: &Ctx, path: &Path) -> Result<()> {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => create_dir(path).await,
         Err(e) => Err(Error::io(path, e)),
     }
+}
+
+/// Removes `.NAME.arkiv-tmp-*` files (never directories) an earlier restore that was killed
+/// left in `dir`. Called before this restore writes anything into `dir`.
+async fn remove_leftover_temps(dir: &Path) -> Result<()> {
+    let d = dir.to_path_buf();
+    blocking(move || -> Result<()> {
+        let rd = std::fs::read_dir(&d).map_err(|e| Error::io(&d, e))?;
+        for e in rd {
+            let e = e.map_err(|err| Error::io(&d, err))?;
+            let leftover = e.file_name().to_str().is_some_and(is_temp_name)
+                && e.file_type().is_ok_and(|t| !t.is_dir());
+            if leftover {
+                let p = e.path();
+                match std::fs::remove_file(&p) {
+                    Ok(()) => {
+                        tracing::info!("removed {} (left by an earlier restore)", p.display())
+                    }
+                    Err(err) if err.kind() == std::io::ErrorKind::NotFound => {}
+                    Err(err) => return Err(Error::io(&p, err)),
+                }
+            }
+        }
+        Ok(())
+    })
+    .await?
 }
 
 async fn create_dir(path: &Path) -> Result<()> {
@@ -553,7 +596,7 @@ async fn replace_with(ctx: &Ctx, tmp: &Path, dst: &Path) -> Result<()> {
             } else {
                 let _ = tokio::fs::remove_file(tmp).await;
                 return Err(Error::Config(format!(
-                    "{} is a directory in the target but not in the snapshot (use delete-extra to replace it)",
+                    "{} is a directory in the target where the snapshot has a file or symlink (use delete-extra to replace it)",
                     dst.display()
                 )));
             }
@@ -736,7 +779,7 @@ fn replace_with_blocking(delete_extra: bool, tmp: &Path, dst: &Path) -> Result<b
             } else {
                 let _ = std::fs::remove_file(tmp);
                 Err(Error::Config(format!(
-                    "{} is a directory in the target but not in the snapshot (use delete-extra to replace it)",
+                    "{} is a directory in the target where the snapshot has a file or symlink (use delete-extra to replace it)",
                     dst.display()
                 )))
             }

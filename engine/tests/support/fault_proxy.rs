@@ -26,6 +26,8 @@ pub enum Action {
     Reset,
     /// Read the request, then say nothing for this long, then close.
     Stall(Duration),
+    /// Forward, then pass the response's head and only half its body, then close.
+    Truncate,
 }
 
 struct State {
@@ -216,6 +218,20 @@ async fn handle(mut client: TcpStream, upstream: &str, st: &State) -> std::io::R
         Action::Stall(d) => {
             tokio::time::sleep(d).await;
             drop(client);
+        }
+        Action::Truncate => {
+            let mut up = TcpStream::connect(upstream).await?;
+            up.write_all(new_head.as_bytes()).await?;
+            up.write_all(&body).await?;
+            let mut resp = Vec::new();
+            up.read_to_end(&mut resp).await?;
+            let head_end = resp
+                .windows(4)
+                .position(|w| w == b"\r\n\r\n")
+                .map_or(resp.len(), |p| p + 4);
+            let keep = head_end + (resp.len() - head_end) / 2;
+            client.write_all(&resp[..keep]).await?;
+            client.shutdown().await?;
         }
     }
     Ok(())

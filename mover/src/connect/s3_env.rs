@@ -20,6 +20,7 @@
 //! | session token | `ARKIV_S3_SESSION_TOKEN`, `AWS_SESSION_TOKEN` | none |
 //! | CA bundle (PEM file) | `ARKIV_S3_CA_BUNDLE`, `CUSTOM_CA`, `KOPIA_CUSTOM_CA` | system roots |
 //! | path-style addressing | `ARKIV_S3_PATH_STYLE` | path-style for custom endpoints, virtual-host for AWS |
+//! | retry budget | `ARKIV_S3_RETRY_TIMEOUT` (seconds, or a Go duration such as `5m`) | `180s` |
 //! | proxy | `HTTPS_PROXY`/`HTTP_PROXY`/`NO_PROXY` (see [`super::proxy_env`]) | none |
 //!
 //! Normalisation (VolSync's mover does the same before calling Kopia):
@@ -88,6 +89,10 @@ pub fn s3_options_from_env(url: &str, env: &dyn Fn(&str) -> Option<String>) -> R
     if let Some((name, v)) = get(&["ARKIV_S3_PATH_STYLE"]) {
         opts.path_style = Some(parse_bool(&name, &v)?);
     }
+    if let Some((name, v)) = get(&["ARKIV_S3_RETRY_TIMEOUT"]) {
+        opts.retry.retry_timeout =
+            parse_timeout(&v).map_err(|e| Error::Config(format!("{name}={v:?}: {e}")))?;
+    }
     opts.proxy = super::proxy_env::proxy_from_env(env);
     Ok(opts)
 }
@@ -147,6 +152,16 @@ fn normalize_endpoint(raw: &str) -> Result<String> {
         )));
     }
     Ok(host.to_owned())
+}
+
+/// A non-negative duration: whole seconds (`120`) or a Go duration (`2m`, `90s`).
+/// The error is the reason alone (the caller names the variable).
+pub(crate) fn parse_timeout(v: &str) -> std::result::Result<std::time::Duration, String> {
+    if let Ok(secs) = v.parse::<u64>() {
+        return Ok(std::time::Duration::from_secs(secs));
+    }
+    arkiv_format::gojson::duration::parse_non_negative(v)
+        .map_err(|e| format!("expected seconds or a duration such as 5m ({e})"))
 }
 
 pub(crate) fn parse_bool(name: &str, v: &str) -> Result<bool> {
@@ -354,5 +369,18 @@ mod tests {
             (s.bucket(), s.prefix(), s.endpoint_url()),
             ("bkt", "team/app1/", "http://127.0.0.1:9")
         );
+    }
+
+    #[test]
+    fn retry_budget_is_configurable() {
+        let default = opts("s3://b", &[]).expect("default");
+        assert!(default.retry.retry_timeout >= std::time::Duration::from_secs(120));
+        for (v, secs) in [("300", 300), ("5m", 300), ("90s", 90), ("0", 0)] {
+            let o = opts("s3://b", &[("ARKIV_S3_RETRY_TIMEOUT", v)]).expect(v);
+            assert_eq!(o.retry.retry_timeout.as_secs(), secs, "{v}");
+        }
+        let e = opts("s3://b", &[("ARKIV_S3_RETRY_TIMEOUT", "soon")]).expect_err("junk");
+        assert_eq!(e.kind(), ErrorKind::Config);
+        assert!(e.to_string().contains("ARKIV_S3_RETRY_TIMEOUT"), "{e}");
     }
 }

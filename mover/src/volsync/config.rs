@@ -50,6 +50,7 @@
 //! | `AWS_REGION` ▸ `AWS_DEFAULT_REGION` | unset | S3 region |
 //! | `AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY`, `AWS_SESSION_TOKEN` | unset | S3 credentials ([`Secret`]) |
 //! | `AWS_PROFILE` | unset | ignored (the script ignores it too) |
+//! | `ARKIV_S3_RETRY_TIMEOUT` | `180s` | S3 retry budget: seconds or a Go duration (`5m`); transient failures (5xx, resets, refused connections, cut bodies) are retried with backoff until it is spent; junk ⇒ error |
 //! | `CUSTOM_CA` ▸ `KOPIA_CUSTOM_CA` | unset | CA bundle for S3 TLS (alias per contract §11; the CRD sets the latter for maintenance) |
 //! | `KOPIA_OVERRIDE_USERNAME`, `KOPIA_OVERRIDE_HOSTNAME` | — (required for backup/restore) | snapshot identity `user@host:path` |
 //! | `KOPIA_SOURCE_PATH_OVERRIDE` | `/data` | path of the identity (must be absolute); files are still read from `DATA_DIR` |
@@ -191,6 +192,8 @@ pub struct S3Target {
     pub ca_bundle: Option<PathBuf>,
     /// `HTTPS_PROXY`/`HTTP_PROXY`/`NO_PROXY` (see `crate::connect::proxy_env`).
     pub proxy: arkiv_engine::blob::proxy::ProxyOptions,
+    /// `ARKIV_S3_RETRY_TIMEOUT`: the retry budget (`None`: the engine's default).
+    pub retry_timeout: Option<std::time::Duration>,
 }
 
 /// A snapshot source: `user@host:path`.
@@ -1106,6 +1109,16 @@ fn s3(vars: &mut Vars<'_>, url: &str) -> Result<S3Target, ConfigError> {
         session_token: vars.secret("AWS_SESSION_TOKEN"),
         ca_bundle,
         proxy: crate::connect::proxy_env::proxy_from_env(vars.env),
+        retry_timeout: match vars.get("ARKIV_S3_RETRY_TIMEOUT") {
+            Some(v) => Some(crate::connect::s3_env::parse_timeout(&v).map_err(|reason| {
+                ConfigError::Invalid {
+                    var: "ARKIV_S3_RETRY_TIMEOUT",
+                    value: v.clone(),
+                    reason,
+                }
+            })?),
+            None => None,
+        },
     })
 }
 

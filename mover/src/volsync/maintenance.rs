@@ -39,6 +39,26 @@ pub(super) async fn run(cfg: &MoverConfig, stop: &CancellationToken) -> Result<(
     for line in report.summary_lines() {
         println!("INFO: {line}");
     }
+    remove_stale_temporaries(cfg, repo.clock().now())?;
+    Ok(())
+}
+
+/// A filesystem repository's `*.tmp.*` files of writers killed between write and rename,
+/// older than kopia's full safety margin (the one this flow runs with), are removed.
+fn remove_stale_temporaries(
+    cfg: &MoverConfig,
+    now: chrono::DateTime<chrono::Utc>,
+) -> Result<(), Failure> {
+    if let super::config::RepositoryTarget::Filesystem { path } = &cfg.repository {
+        let margin = std::time::Duration::from_secs(
+            u64::try_from(arkiv_engine::maintenance::SAFETY_FULL.blob_delete_min_age).unwrap_or(0),
+        );
+        let n = arkiv_engine::blob::filesystem::remove_stale_temporaries(path, margin, now)
+            .map_err(|e| Failure::engine("removing stale temporary files", &e))?;
+        if n > 0 {
+            println!("INFO: removed {n} stale temporary file(s) left by interrupted writers");
+        }
+    }
     Ok(())
 }
 
