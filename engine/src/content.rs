@@ -35,6 +35,7 @@ use crate::cache::Cache;
 use crate::{Error, ErrorKind, Result, cpu};
 
 pub mod metapacks;
+pub mod recover;
 pub mod writer;
 
 /// How many index blobs are fetched at once while loading.
@@ -226,6 +227,19 @@ impl IndexSet {
     /// The winning entry for a content, deleted or not (a deleted winner hidden by the
     /// deletion watermark counts as absent).
     pub fn lookup(&self, id: &ContentId) -> Result<Option<Info>> {
+        Ok(self
+            .lookup_raw(id)?
+            .filter(|i| !self.hidden_by_watermark(i)))
+    }
+
+    /// Whether any index blob holds an entry for `id` at all: live, deleted, or hidden by the
+    /// deletion watermark. A content a pack holds but no index blob lists is what a lost
+    /// index blob leaves behind (see [`recover`]).
+    pub fn knows(&self, id: &ContentId) -> Result<bool> {
+        Ok(self.lookup_raw(id)?.is_some())
+    }
+
+    fn lookup_raw(&self, id: &ContentId) -> Result<Option<Info>> {
         let mut best: Option<Info> = None;
         for idx in &self.indexes {
             if !idx.filter.may_contain(id) {
@@ -242,7 +256,7 @@ impl IndexSet {
                 };
             }
         }
-        Ok(best.filter(|i| !self.hidden_by_watermark(i)))
+        Ok(best)
     }
 
     /// Iterates winning entries in content-ID order, merging all indexes without holding

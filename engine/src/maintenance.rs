@@ -380,6 +380,11 @@ async fn full_content_steps(
     let start = report.plan.start;
     let rt = tokio::runtime::Handle::current();
 
+    // 0. A lost index blob leaves packs whose contents no index lists (snapshots vanished
+    // from the listing). GC, rewrite and deletion would judge such a repository by the
+    // index alone and destroy what `arkiv index recover` can still bring back: stop first.
+    refuse_if_unindexed(repo).await?;
+
     // 1. snapshot GC
     let gc_start = repo.clock().now();
     let reachable = gc::find_reachable(repo).await?;
@@ -485,17 +490,27 @@ async fn full_content_steps(
                 rewrite::pack_usage(repo, dry_overlay, effective_wm, now, safety.rewrite_min_age)?;
             let candidates = list_many(repo, &["p", "q", "s"]).await?;
             let sessions = rewrite::active_sessions(repo).await?;
+            // Read after the candidates and markers were listed: a writer whose packs were
+            // listed either still had its marker then, or had already written its index blob.
+            let mut fresh = repo.clone();
+            fresh.refresh().await?;
+            let late_packs = packs_of_new_index_blobs(repo, &fresh)?;
             let dry = opts.dry_run;
-            let referenced = |b: &BlobId| usage.contains_key(b) && !(dry && rewritten.contains(b));
+            let referenced = |b: &BlobId| {
+                (usage.contains_key(b) && !(dry && rewritten.contains(b))) || late_packs.contains(b)
+            };
             let plan = rewrite::plan_delete(
                 &candidates,
                 &referenced,
                 &sessions,
                 start,
                 safety.blob_delete_min_age,
-                safety.session_expiration_age,
+                safety
+                    .session_expiration_age
+                    .max(LIVE_SESSION_MIN_PROTECTION),
             );
             drop(usage);
+            refuse_if_index_damaged(&fresh, &candidates, &plan, &sessions).await?;
             if lease.is_some() {
                 let ids: Vec<BlobId> = plan.blobs.iter().map(|b| b.0.clone()).collect();
                 delete_blobs(repo, &ids).await?;
@@ -505,6 +520,98 @@ async fn full_content_steps(
             report.plan.delete = Step::Planned(plan);
             rec.record(task::DELETE_ORPHANED_BLOBS_FULL, step_start)
                 .await?;
+        }
+    }
+    Ok(())
+}
+
+/// However short the safety margins (`--safety none`), packs of a writer whose session
+/// marker is younger than this are kept: a backup running alongside maintenance must not lose
+/// the packs its index blob is about to name.
+pub const LIVE_SESSION_MIN_PROTECTION: i64 = 12 * 3600;
+
+/// Packs named by index blobs that `fresh` sees and `repo` did not load (other writers').
+fn packs_of_new_index_blobs(repo: &Repository, fresh: &Repository) -> Result<HashSet<BlobId>> {
+    let known: HashSet<&BlobId> = repo
+        .indexes()
+        .indexes()
+        .iter()
+        .map(|i| &i.blob_id)
+        .collect();
+    let mut out = HashSet::new();
+    for idx in fresh.indexes().indexes() {
+        if known.contains(&idx.blob_id) {
+            continue;
+        }
+        for info in idx.reader.iter() {
+            let info = info.map_err(|e| Error::format(format!("index blob {}", idx.blob_id), e))?;
+            out.insert(info.pack_blob_id);
+        }
+    }
+    Ok(out)
+}
+
+/// Stops full maintenance before its first step when packs hold contents no index blob
+/// lists (see [`crate::content::recover::find_unindexed`]; packs of live sessions are a
+/// writer's own and not counted).
+async fn refuse_if_unindexed(repo: &Repository) -> Result<()> {
+    let plan = crate::content::recover::find_unindexed(repo, &Default::default()).await?;
+    let Some((pack, entries)) = plan.unindexed.iter().next() else {
+        return Ok(());
+    };
+    Err(Error::Corrupt(format!(
+        "index damaged: {} pack blob(s) hold {} content(s) ({} manifest(s)) that no index blob lists, first {pack} ({} content(s)); refusing to run full maintenance. Run `arkiv index recover`",
+        plan.unindexed.len(),
+        plan.entries(),
+        plan.manifests(),
+        entries.len()
+    )))
+}
+
+/// Stops blob deletion when a pack about to be deleted holds contents that no index blob
+/// lists (live, deleted or dropped): an index blob was lost, and deleting the pack would
+/// destroy data `arkiv index recover` can still bring back. Packs of sessions with a marker
+/// are a writer's own leftovers and are judged by the session rules instead.
+async fn refuse_if_index_damaged(
+    fresh: &Repository,
+    candidates: &[BlobMetadata],
+    plan: &rewrite::DeletePlan,
+    sessions: &std::collections::HashMap<String, DateTime<Utc>>,
+) -> Result<()> {
+    let doomed: HashSet<&BlobId> = plan.blobs.iter().map(|b| &b.0).collect();
+    for m in candidates {
+        let id = m.id.as_str();
+        if !doomed.contains(&m.id) || !(id.starts_with('p') || id.starts_with('q')) {
+            continue;
+        }
+        if rewrite::session_id_of(id).is_some_and(|s| sessions.contains_key(s)) {
+            continue;
+        }
+        let lost = match crate::content::recover::unindexed_in_pack(
+            fresh.content_reader(),
+            fresh.indexes(),
+            m,
+        )
+        .await
+        {
+            Ok(lost) => lost,
+            Err(e) if e.kind() == crate::ErrorKind::Corrupt => {
+                // Unreadable and unreferenced: nothing recoverable is lost by deleting it.
+                tracing::warn!("deleting unreadable unreferenced pack {id}: {e}");
+                continue;
+            }
+            Err(e) => return Err(e),
+        };
+        if let Some(first) = lost.first() {
+            let manifests = lost
+                .iter()
+                .filter(|i| i.content_id.prefix() == Some(b'm'))
+                .count();
+            return Err(Error::Corrupt(format!(
+                "index damaged: pack blob {id} holds {} content(s) ({manifests} manifest(s), first {}) that no index blob lists; refusing to delete it. Run `arkiv index recover`",
+                lost.len(),
+                first.content_id
+            )));
         }
     }
     Ok(())

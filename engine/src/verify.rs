@@ -9,8 +9,9 @@ use arkiv_format::ids::{BlobId, ContentId, ObjectId};
 use arkiv_format::snapshot::{DirEntry, EntryType};
 use futures::StreamExt;
 
+use crate::content::recover::RecoverScope;
 use crate::repo::Repository;
-use crate::snapshot::tree::validate_listing;
+use crate::snapshot::tree::{Ancestors, validate_listing};
 use crate::{Error, Result};
 
 /// Knobs of a verification.
@@ -39,6 +40,12 @@ pub struct VerifyReport {
     pub index_entries: u64,
     /// Pack blobs present.
     pub packs: u64,
+    /// Unreferenced packs holding contents no index blob lists (lost index blobs).
+    pub orphan_packs: u64,
+    /// Manifest contents (`m…`) in those packs: snapshots and policies no index lists.
+    pub orphan_manifests: u64,
+    /// Index blobs the epoch manager implies but cannot find, one sentence each.
+    pub missing_index_blobs: Vec<String>,
     /// Snapshots walked.
     pub snapshots: u64,
     /// Directories read.
@@ -113,6 +120,41 @@ pub async fn verify(repo: &Repository, opts: &VerifyOptions) -> Result<VerifyRep
         }
     }
 
+    // 1b. What is missing rather than broken. Index blobs the epoch manager implies but
+    // cannot find (a closed epoch without any, a set short of members)…
+    if repo.config().epoch_parameters.enabled {
+        let state = crate::maintenance::compaction::epoch_state(repo).await?;
+        report.missing_index_blobs = state.missing_index_blobs();
+        report.problems.extend(report.missing_index_blobs.clone());
+    }
+    // …and packs that no index entry names but whose local index holds contents no index
+    // blob lists (a lost index blob: their snapshots would vanish silently). Manifest
+    // contents among them are named: they are the snapshots and policies nothing refers to.
+    let recover = crate::content::recover::find_unindexed(repo, &RecoverScope::default()).await?;
+    report.orphan_packs = recover.unindexed.len() as u64;
+    for (pack, entries) in &recover.unindexed {
+        let manifests: Vec<String> = entries
+            .iter()
+            .filter(|i| i.content_id.prefix() == Some(b'm'))
+            .map(|i| i.content_id.to_string())
+            .collect();
+        report.orphan_manifests += manifests.len() as u64;
+        let named = if manifests.is_empty() {
+            String::new()
+        } else {
+            format!(" (manifest contents {})", manifests.join(", "))
+        };
+        report.problems.push(format!(
+            "pack blob {pack} holds {} content(s){named} that no index blob lists: an index blob is missing; run `arkiv index recover`",
+            entries.len()
+        ));
+    }
+    for (pack, why) in &recover.unreadable {
+        report.problems.push(format!(
+            "unreferenced pack blob {pack} is unreadable: {why}"
+        ));
+    }
+
     // 2. Every snapshot tree is readable; collect file contents to sample.
     let snapshots = match repo.snapshots().await {
         Ok(s) => s,
@@ -133,10 +175,19 @@ pub async fn verify(repo: &Repository, opts: &VerifyOptions) -> Result<VerifyRep
                 .push(format!("snapshot {} has no root entry", snap.id));
             continue;
         };
-        let mut stack: Vec<(String, DirEntry)> = vec![(snap.id.to_string(), root)];
-        while let Some((path, entry)) = stack.pop() {
+        let mut stack: Vec<(String, DirEntry, Ancestors)> =
+            vec![(snap.id.to_string(), root, Ancestors::default())];
+        while let Some((path, entry, parents)) = stack.pop() {
             match entry.entry_type {
                 EntryType::Directory => {
+                    // Before the seen-set: a cycle leads back to a directory already seen.
+                    let ancestors = match parents.descend(&entry.object, &path) {
+                        Ok(a) => a,
+                        Err(e) => {
+                            report.problems.push(e.to_string());
+                            continue;
+                        }
+                    };
                     if !seen_dirs.insert(entry.object) {
                         continue;
                     }
@@ -147,7 +198,11 @@ pub async fn verify(repo: &Repository, opts: &VerifyOptions) -> Result<VerifyRep
                                 report.problems.push(format!("{path}: {e}"));
                             }
                             for child in dir.entries {
-                                stack.push((format!("{path}/{}", child.name), child));
+                                stack.push((
+                                    format!("{path}/{}", child.name),
+                                    child,
+                                    ancestors.clone(),
+                                ));
                             }
                         }
                         Err(e) => report.problem(format!("{path}: {e}"), &e),

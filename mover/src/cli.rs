@@ -8,6 +8,7 @@
 
 mod browse;
 mod expire;
+mod index;
 mod maintenance;
 mod policy;
 mod policy_show;
@@ -97,6 +98,9 @@ pub enum Command {
     /// Repository maintenance: run, info, set-owner.
     #[command(subcommand)]
     Maintenance(maintenance::MaintenanceCommand),
+    /// Index commands: recover lost index entries from the packs.
+    #[command(subcommand)]
+    Index(index::IndexCommand),
 }
 
 impl GlobalArgs {
@@ -201,6 +205,7 @@ pub async fn run(cli: Cli, env: Env<'_>) -> Result<i32> {
         Command::Policy(c) => policy::run(g, env, c).await,
         Command::Expire(a) => expire::run(g, env, a).await,
         Command::Maintenance(c) => maintenance::run(g, env, c).await,
+        Command::Index(c) => index::run(g, env, c).await,
     }
 }
 

@@ -444,6 +444,13 @@ impl ContentWriter {
         Ok(())
     }
 
+    /// Queues index entries recovered from packs' local indexes (kopia
+    /// `RecoverIndexFromPackBlob` with commit): they go out unchanged, pack and timestamp
+    /// included, with the next index flush. No pack data is written.
+    pub fn add_recovered_entries(&self, entries: impl IntoIterator<Item = Info>) {
+        lock(&self.shared.committed).extend(entries);
+    }
+
     /// Copies a content into a pack of this session: its encrypted payload is fetched from
     /// `info`'s pack, verified (MAC and hash), and appended verbatim (the IV depends only on
     /// the content ID, so the payload stays valid). The new entry keeps the lengths and

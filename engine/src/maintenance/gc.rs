@@ -21,6 +21,7 @@ use arkiv_format::snapshot::EntryType;
 use chrono::{DateTime, Utc};
 
 use crate::repo::Repository;
+use crate::snapshot::tree::Ancestors;
 use crate::{Error, Result};
 
 /// What the walk found.
@@ -70,9 +71,17 @@ pub async fn find_reachable(repo: &Repository) -> Result<Reachable> {
         let Some(root) = snap.manifest.root_entry.clone() else {
             continue;
         };
-        let mut stack = vec![root];
-        while let Some(entry) = stack.pop() {
+        let mut stack = vec![(root, Ancestors::default())];
+        while let Some((entry, parents)) = stack.pop() {
             if entry.entry_type == EntryType::Directory {
+                // Before the seen-set: a cycle leads back to a directory already seen.
+                let ancestors = parents
+                    .descend(&entry.object, &format!("{}/{}", snap.id, entry.name))
+                    .map_err(|e| {
+                        Error::Corrupt(format!(
+                            "snapshot GC: {e}; refusing to collect garbage from a damaged tree"
+                        ))
+                    })?;
                 if !seen_dirs.insert(entry.object) {
                     continue;
                 }
@@ -84,7 +93,7 @@ pub async fn find_reachable(repo: &Repository) -> Result<Reachable> {
                     ))
                 })?;
                 r.dirs += 1;
-                stack.extend(dir.entries);
+                stack.extend(dir.entries.into_iter().map(|e| (e, ancestors.clone())));
             } else {
                 add_object(repo, entry.object, &mut seen_indirect, &mut r.contents).await?;
             }

@@ -201,9 +201,7 @@ pub fn plan_rewrite(
 }
 
 /// Session ID named in a blob ID (kopia `SessionIDFromBlobID`), if any.
-pub fn session_id_of(blob: &str) -> Option<&str> {
-    blob.split('-').skip(1).find(|p| p.starts_with('s'))
-}
+pub use crate::content::recover::session_of as session_id_of;
 
 /// Live session markers: session ID → checkpoint time.
 pub async fn active_sessions(repo: &Repository) -> Result<HashMap<String, DateTime<Utc>>> {

@@ -27,7 +27,7 @@ use filetime::FileTime;
 use futures::{FutureExt, StreamExt};
 
 use super::direct::{DataWriter, DirectPolicy};
-use super::tree::validate_listing;
+use super::tree::{Ancestors, validate_listing};
 use crate::direct_io;
 use crate::repo::Repository;
 use crate::{Error, Result};
@@ -154,7 +154,8 @@ pub async fn restore_entry(
     });
     match entry.entry_type {
         EntryType::Directory => {
-            restore_dir(ctx.clone(), entry.clone(), target.to_path_buf()).await?;
+            let ancestors = Ancestors::default().descend(&entry.object, &entry.name)?;
+            restore_dir(ctx.clone(), entry.clone(), target.to_path_buf(), ancestors).await?;
         }
         EntryType::File => restore_file(&ctx, entry, target).await?,
         EntryType::Symlink => restore_symlink(&ctx, entry, target).await?,
@@ -287,6 +288,7 @@ fn restore_dir(
     ctx: Arc<Ctx>,
     entry: DirEntry,
     path: PathBuf,
+    ancestors: Ancestors,
 ) -> futures::future::BoxFuture<'static, Result<()>> {
     Box::pin(async move {
         ensure_dir(&ctx, &path).await?;
@@ -315,6 +317,7 @@ fn restore_dir(
         // would otherwise restore one directory at a time); `ctx.files` bounds the work.
         for e in single {
             let ctx = ctx.clone();
+            let ancestors = ancestors.clone();
             let p = path.join(&e.name);
             jobs.push(
                 async move {
@@ -322,7 +325,10 @@ fn restore_dir(
                         return Ok(());
                     }
                     match e.entry_type {
-                        EntryType::Directory => restore_dir(ctx, e, p).await,
+                        EntryType::Directory => {
+                            let below = ancestors.descend(&e.object, &p.display().to_string())?;
+                            restore_dir(ctx, e, p, below).await
+                        }
                         EntryType::File => {
                             let _permit = ctx.files.acquire().await.map_err(closed)?;
                             if ctx.stopped() {

@@ -34,6 +34,51 @@ pub fn validate_listing(dir: &DirManifest) -> Result<()> {
     Ok(())
 }
 
+/// The directory objects from a snapshot root down to the directory being walked: a
+/// persistent list (children share their parents' nodes), so walks that keep many pending
+/// directories pay one node per directory.
+///
+/// A hostile or damaged repository can hold a listing whose entry points to the listing
+/// itself or to one of its ancestors; walking it would never end (or nest directories until
+/// the path is too long). Every tree walk (ls, restore, verify, the previous-tree lookups of
+/// a backup, GC mark) descends through [`Ancestors::descend`], which names the cycle instead.
+#[derive(Debug, Default, Clone)]
+pub struct Ancestors(Option<std::sync::Arc<AncestorNode>>);
+
+#[derive(Debug)]
+struct AncestorNode {
+    object: ObjectId,
+    parent: Ancestors,
+}
+
+impl Ancestors {
+    /// Whether `object` is one of these directories.
+    pub fn contains(&self, object: &ObjectId) -> bool {
+        let mut cur = &self.0;
+        while let Some(n) = cur {
+            if n.object == *object {
+                return true;
+            }
+            cur = &n.parent.0;
+        }
+        false
+    }
+
+    /// The list one level down, into directory `object` (shown to users as `path`); a
+    /// `Corrupt` error when `object` is already an ancestor.
+    pub fn descend(&self, object: &ObjectId, path: &str) -> Result<Ancestors> {
+        if self.contains(object) {
+            return Err(Error::Corrupt(format!(
+                "directory cycle: {path} (directory object {object}) is its own ancestor"
+            )));
+        }
+        Ok(Ancestors(Some(std::sync::Arc::new(AncestorNode {
+            object: *object,
+            parent: self.clone(),
+        }))))
+    }
+}
+
 /// Resolves `sub/path` below a root entry.
 pub async fn resolve_path(repo: &Repository, root: &DirEntry, sub: &str) -> Result<DirEntry> {
     let mut cur = root.clone();

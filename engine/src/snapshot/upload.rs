@@ -66,6 +66,7 @@ use tokio::sync::oneshot;
 pub use tokio_util::sync::CancellationToken;
 
 use super::ignore::{self, Level, Reason};
+use super::tree::Ancestors;
 use crate::content::writer::ContentWriter;
 use crate::manifest::ManifestBatch;
 use crate::object::{ObjectWriteOptions, write_file_object, write_object_bytes};
@@ -411,6 +412,7 @@ fn upload_root(
         &name,
         &meta,
         prev.as_ref(),
+        &Ancestors::default(),
         tree,
         &Level::root(),
     )
@@ -575,10 +577,20 @@ fn upload_dir(
     name: &str,
     meta: &std::fs::Metadata,
     prev: Option<&DirEntry>,
+    prev_parents: &Ancestors,
     node: &PolicyTree,
     parent_level: &Arc<Level>,
 ) -> Result<DirEntry> {
     check_cancel(ctx)?;
+    // The previous tree is walked along the source tree, so a cycle in it cannot loop
+    // forever, but it is damage all the same (and could pair files with the wrong entries):
+    // named as corrupt data, like every other tree walk.
+    let prev_ancestors = match prev {
+        Some(p) => prev_parents
+            .descend(&p.object, rel)
+            .map_err(|e| Error::Corrupt(format!("previous snapshot of this source: {e}")))?,
+        None => Ancestors::default(),
+    };
     ctx.stats.dir_count.fetch_add(1, Ordering::Relaxed);
     let cache_dir =
         node.effective().files.ignore_cache_dirs.unwrap_or(true) && ignore::is_cache_dir(path);
@@ -650,6 +662,7 @@ fn upload_dir(
                 child_name,
                 &meta,
                 prev_child,
+                &prev_ancestors,
                 node,
                 &level,
             )
@@ -772,6 +785,7 @@ fn process_entry(
     name: String,
     meta: &std::fs::Metadata,
     prev: Option<&DirEntry>,
+    prev_parents: &Ancestors,
     dir_node: &PolicyTree,
     level: &Arc<Level>,
 ) -> Result<Child> {
@@ -784,7 +798,17 @@ fn process_entry(
     let ft = meta.file_type();
     if ft.is_dir() {
         let prev_dir = prev.filter(|p| p.entry_type == EntryType::Directory);
-        return match upload_dir(ctx, path, rel, &name, meta, prev_dir, &node, level) {
+        return match upload_dir(
+            ctx,
+            path,
+            rel,
+            &name,
+            meta,
+            prev_dir,
+            prev_parents,
+            &node,
+            level,
+        ) {
             Ok(e) => Ok(Child::Entry(e)),
             Err(e) if is_source_error(&e) => {
                 let ignored = node

@@ -340,6 +340,61 @@ impl EpochState {
         }
         e
     }
+
+    /// Index blobs this state implies but the listing lacks, one sentence each:
+    /// * an epoch `E` that was closed (marker `xe<E+1>` present) yet has no index blob at all:
+    ///   covered by no range checkpoint, no complete single-epoch compaction, no `xn<E>_`
+    ///   blob. An epoch is only advanced once it holds index blobs (kopia `shouldAdvance`,
+    ///   the engine's `plan_advance`), so its blobs were lost;
+    /// * an uncompacted set `-s<set>-c<N>` of which fewer than `N` blobs are present.
+    ///
+    /// Only epochs with a marker are checked (markers of old epochs may have been cleaned
+    /// up), so a hostile marker number costs nothing.
+    pub fn missing_index_blobs(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        let covered_to = self.longest_range_checkpoints.last().map(|r| r.max_epoch);
+        for &next in self.epoch_start_times.keys() {
+            let Some(e) = next.checked_sub(1) else {
+                continue;
+            };
+            let covered = covered_to.is_some_and(|m| e <= m)
+                || self.single_epoch_compactions.contains_key(&e)
+                || !self.uncompacted_blobs(e).is_empty();
+            if !covered {
+                out.push(format!(
+                    "epoch {e} has no index blob (no {}…, no complete {}… set, no range checkpoint), though epoch {next} was started: its index blobs are missing",
+                    uncompacted_blob_prefix(e),
+                    single_epoch_compaction_prefix(e)
+                ));
+            }
+        }
+        for (e, blobs) in &self.uncompacted {
+            let mut sets: BTreeMap<&str, (usize, i64)> = BTreeMap::new();
+            for b in blobs {
+                let mut parts = b.id.as_str().split('-');
+                let (_, set, count) = (parts.next(), parts.next(), parts.next());
+                let (Some(set), Some(count)) = (set, count) else {
+                    continue;
+                };
+                let Some(n) = count.strip_prefix('c').and_then(|c| c.parse::<i64>().ok()) else {
+                    continue;
+                };
+                if set.starts_with('s') {
+                    let slot = sets.entry(set).or_insert((0, n));
+                    slot.0 += 1;
+                }
+            }
+            for (set, (have, want)) in sets {
+                if i64::try_from(have).is_ok_and(|h| h < want) {
+                    out.push(format!(
+                        "index blob set {}…-{set}-c{want} of epoch {e}: {have} of {want} blobs present, the others are missing",
+                        uncompacted_blob_prefix(*e)
+                    ));
+                }
+            }
+        }
+        out
+    }
 }
 
 /// Kopia's `findLongestRangeCheckpoint`: among chains of ranges starting at epoch 0 where each

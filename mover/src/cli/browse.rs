@@ -4,7 +4,9 @@ use std::io::Write;
 
 use anyhow::Result;
 use arkiv_engine::repo::Repository;
-use arkiv_engine::snapshot::tree::{entry_for_object, find_snapshot, resolve_path, split_spec};
+use arkiv_engine::snapshot::tree::{
+    Ancestors, entry_for_object, find_snapshot, resolve_path, split_spec,
+};
 use arkiv_format::ids::ObjectId;
 use arkiv_format::snapshot::{DirEntry, EntryType};
 use clap::Args;
@@ -58,8 +60,9 @@ pub async fn ls(g: &GlobalArgs, env: Env<'_>, a: LsArgs) -> Result<i32> {
         return Ok(exit::OK);
     }
     let mut stdout = std::io::stdout().lock();
-    let mut stack = vec![(String::new(), entry)];
-    while let Some((prefix, dir_entry)) = stack.pop() {
+    let root = Ancestors::default().descend(&entry.object, &a.path)?;
+    let mut stack = vec![(String::new(), entry, root)];
+    while let Some((prefix, dir_entry, ancestors)) = stack.pop() {
         let dir = repo.read_dir(&dir_entry.object).await?;
         let mut subdirs = Vec::new();
         for e in &dir.entries {
@@ -71,7 +74,8 @@ pub async fn ls(g: &GlobalArgs, env: Env<'_>, a: LsArgs) -> Result<i32> {
             };
             writeln!(stdout, "{}", text::ls_line(e, &shown, a.long))?;
             if a.recursive && e.entry_type == EntryType::Directory {
-                subdirs.push((format!("{name}/"), e.clone()));
+                let below = ancestors.descend(&e.object, &format!("{}/{name}", a.path))?;
+                subdirs.push((format!("{name}/"), e.clone(), below));
             }
         }
         // depth-first, in listing order

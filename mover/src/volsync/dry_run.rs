@@ -13,6 +13,7 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 use arkiv_engine::Repository;
+use arkiv_engine::snapshot::tree::Ancestors;
 use arkiv_format::ids::ObjectId;
 use arkiv_format::snapshot::EntryType;
 
@@ -42,8 +43,13 @@ pub async fn plan(
     delete_extra: bool,
 ) -> Result<DryRunPlan, Failure> {
     let mut out = DryRunPlan::default();
-    let mut stack = vec![(*root, String::new())];
-    while let Some((oid, rel)) = stack.pop() {
+    // Every directory carries its ancestors: a damaged tree whose listing names itself or
+    // a parent is a named corrupt-data failure, not an endless walk.
+    let mut stack = vec![(*root, String::new(), Ancestors::default())];
+    while let Some((oid, rel, parents)) = stack.pop() {
+        let ancestors = parents
+            .descend(&oid, if rel.is_empty() { "." } else { &rel })
+            .map_err(|e| Failure::engine("reading the snapshot", &e))?;
         let listing = repo
             .read_dir(&oid)
             .await
@@ -71,7 +77,7 @@ pub async fn plan(
                 Some(_) => out.overwritten += 1,
             }
             if snap_dir {
-                stack.push((entry.object, path));
+                stack.push((entry.object, path, ancestors.clone()));
             }
         }
         if delete_extra {

@@ -372,3 +372,29 @@ fn kopia_fixture_listings() {
     assert_eq!(sid, "sbcb94eb192395a06147");
     assert!(repo_a[0].ends_with(&format!("-{}", session_set_suffix(&sid, 1))));
 }
+
+fn missing(ids: &[&str]) -> Vec<String> {
+    EpochState::from_listing(&listing(ids)).missing_index_blobs()
+}
+
+#[test]
+fn missing_index_blobs_of_closed_epochs_and_incomplete_sets() {
+    // Healthy: epoch 0 closed with its blobs; epoch 1 open and empty.
+    assert!(missing(&["xe0", "xe1", "xn0_aa-s1-c1"]).is_empty());
+    // Covered by a single-epoch compaction, by a range checkpoint, or never closed.
+    assert!(missing(&["xe1", "xs0_aa-s9-c1"]).is_empty());
+    assert!(missing(&["xe1", "xe2", "xr0_1_aa-s9-c1"]).is_empty());
+    assert!(missing(&["xe0"]).is_empty());
+    // Epoch 0 was closed but every index blob of it is gone.
+    let m = missing(&["xe0", "xe1", "xn1_bb-s2-c1"]);
+    assert_eq!(m.len(), 1, "{m:?}");
+    assert!(m[0].starts_with("epoch 0 has no index blob"), "{m:?}");
+    // An incomplete xs set does not cover its epoch.
+    assert_eq!(missing(&["xe1", "xs0_aa-s9-c2"]).len(), 1);
+    // One shard of a three-blob set is lost.
+    let m = missing(&["xe0", "xn0_aa-s1-c3", "xn0_bb-s1-c3", "xn0_cc-s2-c1"]);
+    assert_eq!(m.len(), 1, "{m:?}");
+    assert!(m[0].contains("-s1-c3 of epoch 0: 2 of 3"), "{m:?}");
+    // A hostile marker number is one entry, not billions of iterations.
+    assert_eq!(missing(&["xe99999999999", "xn0_aa-s1-c1"]).len(), 1);
+}
