@@ -13,6 +13,7 @@ use sha2::{Digest, Sha256};
 
 pub mod backends;
 pub mod mover;
+pub mod prom;
 
 /// Password of the kopia fixtures.
 pub const FIXTURE_PASSWORD: &str = "fixture-password";
