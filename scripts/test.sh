@@ -24,6 +24,11 @@ if [ -f .ci/servers.sh ] && [ -z "${ARKIV_WEBDAV_URL:-}" ]; then
   trap "$STOP_SERVERS" EXIT
 fi
 
+# The metrics tests' tools (issue 17): a real Pushgateway, promtool, a text-format parser.
+if [ -f .ci/metrics-tools.sh ] && [ -z "${ARKIV_PROM_PYTHON:-}" ]; then
+  eval "$(bash .ci/metrics-tools.sh)"
+fi
+
 if cargo nextest --version >/dev/null 2>&1; then
   cargo nextest run --workspace --no-fail-fast "$@"
 else

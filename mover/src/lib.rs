@@ -18,6 +18,7 @@
 //! | [`render`] | text (kopia-style listings) and VolSync (controller lines, summary, result) |
 //! | [`cli`] | the `arkiv` command line, one file per command |
 //! | [`restore_tool`] | the standalone `arkiv-restore` binary |
+//! | [`source_ages`] | per-source snapshot counts and ages for verification |
 //! | [`volsync`] | the VolSync mover (`/mover-kopia/entry.sh`) |
 //!
 //! Which snapshot a command means is decided by one engine function for all three binaries:
@@ -33,6 +34,7 @@ pub mod exit;
 pub mod progress;
 pub mod render;
 pub mod restore_tool;
+pub mod source_ages;
 pub mod volsync;
 
 /// An environment lookup: `|k| std::env::var(k).ok()` in the binaries, a map in tests.

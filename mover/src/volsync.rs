@@ -30,8 +30,10 @@ pub mod features;
 pub mod jitter;
 mod maintenance;
 pub mod marker;
+pub mod metrics;
 pub mod policy_config;
 mod restore;
+pub mod verify;
 
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -40,7 +42,7 @@ use std::time::{Duration, Instant};
 
 use arkiv_engine::blob::BlobStorage;
 use arkiv_engine::blob::s3::S3Options;
-use arkiv_engine::clock::{ManualClock, SharedClock, SystemClock};
+use arkiv_engine::clock::{Clock, ManualClock, SharedClock, SystemClock};
 use arkiv_engine::{Error, ErrorKind, Repository};
 use arkiv_format::snapshot::SourceInfo;
 
@@ -158,6 +160,8 @@ struct Produced {
     restored: Option<bool>,
     /// Restores that restored nothing: why (short, for the JSON result).
     reason: Option<String>,
+    /// The run's metrics (published when asked for).
+    metrics: metrics::RunMetrics,
 }
 
 /// Runs the mover: `args` are the arguments after the program name, `env` the environment.
@@ -213,7 +217,12 @@ pub fn mover_main(args: &[String], env: Env<'_>) -> i32 {
             return debug_mode(&stop).await;
         }
         force_cache_rebuild(&cfg);
-        run(&cfg, &stop, &mut produced).await
+        produced.metrics = run_metrics(&cfg);
+        let r = run(&cfg, &stop, &mut produced).await;
+        let now = std::time::SystemTime::from(cfg.test_now.unwrap_or_else(|| SystemClock.now()));
+        produced.metrics.finish(r.is_ok(), started.elapsed(), now);
+        metrics::publish(&cfg.features.metrics, &produced.metrics).await;
+        r
     });
     let code = finish(
         Some(cfg.operation()),
@@ -234,6 +243,7 @@ pub fn operation_hint(args: &[String], env: Env<'_>) -> Option<Operation> {
         Some("source") => return Some(Operation::Backup),
         Some("destination") => return Some(Operation::Restore),
         Some("maintenance") => return Some(Operation::Maintenance),
+        Some("verify") => return Some(Operation::Verify),
         _ => {}
     }
     match args {
@@ -359,8 +369,34 @@ async fn run(
     match &cfg.operation {
         config::OperationConfig::Backup(b) => backup::run(cfg, b, stop, produced).await,
         config::OperationConfig::Restore(r) => restore::run(cfg, r, stop, produced).await,
-        config::OperationConfig::Maintenance => maintenance::run(cfg, stop).await,
+        config::OperationConfig::Maintenance => {
+            maintenance::run(cfg, stop, &mut produced.metrics).await
+        }
+        config::OperationConfig::Verify(v) => {
+            verify::run(cfg, v, stop, &mut produced.metrics).await
+        }
     }
+}
+
+/// The metrics a run of `cfg`'s operation starts with: its grouping labels (`operation`,
+/// `repository`, and `source` for a backup); a restore reports none.
+fn run_metrics(cfg: &MoverConfig) -> metrics::RunMetrics {
+    let repository = match &cfg.repository {
+        // without the endpoint: the label names the repository, not where it is reached
+        RepositoryTarget::S3(t) => format!("s3://{}/{}", t.bucket, t.prefix),
+        other => other.describe(),
+    };
+    let (op, source) = match &cfg.operation {
+        config::OperationConfig::Backup(b) => ("backup", Some(b.identity.to_string())),
+        config::OperationConfig::Maintenance => ("maintenance", None),
+        config::OperationConfig::Verify(_) => ("verify", None),
+        config::OperationConfig::Restore(_) => return metrics::RunMetrics::default(),
+    };
+    let mut grouping = vec![("operation", op.to_owned()), ("repository", repository)];
+    if let Some(s) = source {
+        grouping.push(("source", s));
+    }
+    metrics::RunMetrics::new(op, grouping)
 }
 
 // ---------------------------------------------------------------------------------------

@@ -14,6 +14,7 @@ use sha2::{Digest, Sha256};
 pub mod backends;
 pub mod mover;
 pub mod outage_proxy;
+pub mod prom;
 
 /// Password of the kopia fixtures.
 pub const FIXTURE_PASSWORD: &str = "fixture-password";

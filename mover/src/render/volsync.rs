@@ -34,6 +34,8 @@ pub enum Operation {
     Restore,
     /// `DIRECTION=maintenance` (KopiaMaintenance jobs).
     Maintenance,
+    /// `DIRECTION=verify` (arkiv's verify job, issue 17).
+    Verify,
 }
 
 impl Operation {
@@ -43,6 +45,7 @@ impl Operation {
             Operation::Backup => "backup",
             Operation::Restore => "restore",
             Operation::Maintenance => "maintenance",
+            Operation::Verify => "verify",
         }
     }
 
@@ -52,6 +55,7 @@ impl Operation {
             Operation::Backup => "source",
             Operation::Restore => "destination",
             Operation::Maintenance => "maintenance",
+            Operation::Verify => "verify",
         }
     }
 }

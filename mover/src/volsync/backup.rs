@@ -130,6 +130,12 @@ pub(super) async fn run(
     produced.files = u64::try_from(summary.files).unwrap_or(0);
     produced.bytes = u64::try_from(summary.size).unwrap_or(0);
     produced.new_bytes = result.new_bytes;
+    let mm = &mut produced.metrics;
+    mm.set("arkiv_backup_source_bytes", produced.bytes as f64);
+    mm.set("arkiv_backup_new_bytes", result.new_bytes as f64);
+    mm.set("arkiv_backup_uploaded_bytes", result.packed_bytes as f64);
+    mm.set("arkiv_backup_files", produced.files as f64);
+    mm.set("arkiv_backup_errors", f64::from(m.stats.error_count.max(0)));
     println!(
         "INFO: snapshot {} of {}: {} files, {} dirs, {} ({} new, {} uploaded in {} packs), \
          {} hashed / {} cached files, {} error(s)",
@@ -166,8 +172,38 @@ pub(super) async fn run(
     }
 
     retention(b, &repo, &source, stop).await?;
+    if !cfg.features.metrics.is_off() {
+        source_metrics(&repo, &source, &mut produced.metrics, stop).await?;
+    }
     if let Some(fields) = cfg.features.source_marker {
         super::marker::refresh(cfg, &repo, &b.identity, fields, stop).await?;
+    }
+    Ok(())
+}
+
+/// The source's snapshot count and newest snapshot time, after retention.
+async fn source_metrics(
+    repo: &Repository,
+    source: &SourceInfo,
+    metrics: &mut super::metrics::RunMetrics,
+    stop: &CancellationToken,
+) -> Result<(), Failure> {
+    // the listing as stored now, with this run's snapshot (and retention's deletions)
+    let mut repo = repo.clone();
+    repo.refresh()
+        .await
+        .map_err(|e| Failure::engine("re-reading the repository", &e))?;
+    let all = snapshots(&repo, stop).await?;
+    let mine: Vec<_> = all
+        .iter()
+        .filter(|s| s.manifest.source == *source)
+        .collect();
+    metrics.set("arkiv_source_snapshots", mine.len() as f64);
+    if let Some(newest) = mine.iter().map(|s| s.manifest.start_time).max() {
+        metrics.set(
+            "arkiv_source_last_snapshot_timestamp_seconds",
+            newest.timestamp() as f64,
+        );
     }
     Ok(())
 }

@@ -436,6 +436,7 @@ impl MoverConfig {
             OperationConfig::Backup(_) => Operation::Backup,
             OperationConfig::Restore(_) => Operation::Restore,
             OperationConfig::Maintenance => Operation::Maintenance,
+            OperationConfig::Verify(_) => Operation::Verify,
         }
     }
 
@@ -490,6 +491,8 @@ pub enum OperationConfig {
     Restore(RestoreConfig),
     /// `DIRECTION=maintenance`: only the shared settings (owner, repository).
     Maintenance,
+    /// `DIRECTION=verify` (arkiv's verify job, [`super::verify`]).
+    Verify(super::verify::VerifyConfig),
 }
 
 /// What a backup reads besides the shared settings.
@@ -687,13 +690,16 @@ impl MoverConfig {
             .ok_or(ConfigError::Missing("KOPIA_PASSWORD"))?;
 
         let data_dir = vars.path("DATA_DIR");
-        if data_dir.is_none() && operation != Operation::Maintenance {
+        if data_dir.is_none() && !matches!(operation, Operation::Maintenance | Operation::Verify) {
             return Err(ConfigError::Missing("DATA_DIR"));
         }
 
         let repository = repository(&mut vars)?;
         let maintenance_owner = maintenance_owner(&vars)?;
         let operation = match (operation, data_dir) {
+            (Operation::Verify, _) => {
+                OperationConfig::Verify(super::verify::VerifyConfig::from_env(env)?)
+            }
             (Operation::Maintenance, _) | (_, None) => OperationConfig::Maintenance,
             (Operation::Backup, Some(data_dir)) => OperationConfig::Backup(BackupConfig {
                 data_dir,
@@ -827,8 +833,9 @@ fn operation(args: &[String], vars: &mut Vars<'_>) -> Result<Operation, ConfigEr
             "source" => return Ok(Operation::Backup),
             "destination" => return Ok(Operation::Restore),
             "maintenance" => return Ok(Operation::Maintenance),
+            "verify" => return Ok(Operation::Verify),
             other => vars.warnings.push(format!(
-                "DIRECTION={other:?} is not source, destination or maintenance; ignored"
+                "DIRECTION={other:?} is not source, destination, maintenance or verify; ignored"
             )),
         }
     }

@@ -24,8 +24,8 @@
 //! | `ARKIV_SOURCE_MARKER` | `sourceMarker` | `true`, or a comma list of fields to include (`newestSnapshotTime`, `snapshotCount`); `false` turns it off |
 //! | `ARKIV_JITTER_MAX_SECONDS` | `jitter.maxDelaySeconds` | random delay in `[0, N]` s before a backup |
 //! | `ARKIV_JITTER_SPREAD_SECONDS` | `jitter.spreadSeconds` | fixed delay in `[0, N)` s from a hash of `user@host:path` |
-//! | `ARKIV_PUSHGATEWAY_URL` | `metrics.pushgatewayUrl` | reserved for the run's metrics (not written yet: a warning names it) |
-//! | `ARKIV_METRICS_TEXTFILE` | `metrics.textfile` | reserved for the metrics textfile (not written yet: a warning names it) |
+//! | `ARKIV_PUSHGATEWAY_URL` | `metrics.pushgatewayUrl` | Pushgateway base URL: backup, maintenance and verify runs push their metrics (see `super::metrics`) |
+//! | `ARKIV_METRICS_TEXTFILE` | `metrics.textfile` | a `.prom` file for node_exporter's textfile collector, written atomically |
 //! | `ARKIV_RESTORE_DRY_RUN` | `restoreDryRun` | a restore prints what it would do and changes nothing |
 //! | `ARKIV_REPO_FILE_MODE` | `repositoryPermissions.fileMode` | octal mode of new repository files (kopia `--file-mode`, default 0600) |
 //! | `ARKIV_REPO_DIR_MODE` | `repositoryPermissions.dirMode` | octal mode of new repository directories (kopia `--dir-mode`, default 0700) |
@@ -191,13 +191,6 @@ pub fn read(
     }
     if let Some(v) = get("ARKIV_REPO_OWNER_GID") {
         p.owner_gid = Some(id_var("ARKIV_REPO_OWNER_GID", &v)?);
-    }
-    if !f.metrics.is_off() {
-        warnings.push(
-            "metrics (ARKIV_PUSHGATEWAY_URL, ARKIV_METRICS_TEXTFILE, arkiv.metrics) are not \
-             written by this build yet; ignored"
-                .into(),
-        );
     }
     let p = &mut f.repo_permissions;
     if p.owner_uid.is_some() != p.owner_gid.is_some() {
@@ -462,10 +455,8 @@ mod tests {
         assert_eq!(f.repo_permissions.dir_mode, 0o2770);
         assert_eq!(f.repo_permissions.owner_uid, Some(1000));
         assert_eq!(f.repo_permissions.owner_gid, Some(100));
-        assert_eq!(w.len(), 2, "{w:?}");
+        assert_eq!(w.len(), 1, "{w:?}");
         assert!(w[0].contains("arkiv.someoneElses"), "{w:?}");
-        // Metrics are parsed but not written yet: named, never silently dropped.
-        assert!(w[1].starts_with("metrics ("), "{w:?}");
     }
 
     #[test]

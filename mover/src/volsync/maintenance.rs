@@ -13,12 +13,17 @@ use arkiv_engine::maintenance::{
 };
 
 use super::config::{ClientId, MoverConfig};
+use super::metrics::RunMetrics;
 use super::{Failure, Stop, connection, storage};
 use crate::cancel::CancellationToken;
 use crate::connect::Access;
 
 /// The maintenance flow.
-pub(super) async fn run(cfg: &MoverConfig, stop: &CancellationToken) -> Result<(), Failure> {
+pub(super) async fn run(
+    cfg: &MoverConfig,
+    stop: &CancellationToken,
+    metrics: &mut RunMetrics,
+) -> Result<(), Failure> {
     let conn = connection(cfg, Access::ReadWrite);
     let loc = conn.describe();
     let Some(storage) = storage(cfg, &conn, stop).await? else {
@@ -40,6 +45,13 @@ pub(super) async fn run(cfg: &MoverConfig, stop: &CancellationToken) -> Result<(
         println!("INFO: {line}");
     }
     remove_stale_temporaries(cfg, repo.clock().now())?;
+    metrics.set(
+        "arkiv_maintenance_reclaimed_bytes",
+        report.bytes_reclaimed as f64,
+    );
+    if !cfg.features.metrics.is_off() {
+        repository_size(&repo, metrics, stop).await;
+    }
     Ok(())
 }
 
@@ -80,4 +92,25 @@ async fn maintain_as(
     let _quick = run_maintenance(&repo, &opts).await;
     opts.full = true;
     run_maintenance(&repo, &opts).await
+}
+
+/// `arkiv_repository_size_bytes` / `arkiv_repository_blobs` from one listing of every blob
+/// (a listing that fails is a warning: the metrics are optional, the maintenance is done).
+pub(super) async fn repository_size(
+    repo: &Repository,
+    metrics: &mut RunMetrics,
+    stop: &CancellationToken,
+) {
+    let listed = stop
+        .interruptible(async { Ok(repo.storage().list("").await) })
+        .await;
+    match listed {
+        Ok(Ok(blobs)) => {
+            let size: u64 = blobs.iter().map(|b| b.length).sum();
+            metrics.set("arkiv_repository_size_bytes", size as f64);
+            metrics.set("arkiv_repository_blobs", blobs.len() as f64);
+        }
+        Ok(Err(e)) => println!("WARN: listing the repository for its size failed: {e}"),
+        Err(_) => {}
+    }
 }
