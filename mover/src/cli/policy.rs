@@ -26,7 +26,7 @@ use crate::{Env, compression};
 #[derive(Debug, Subcommand)]
 pub enum PolicyCommand {
     /// Set retention (and compression) settings of a policy, like `kopia policy set`.
-    Set(PolicySetArgs),
+    Set(Box<PolicySetArgs>),
     /// Show the effective policy of a target and where each value comes from.
     Show(PolicyTargetArgs),
 }
@@ -500,7 +500,7 @@ fn apply_errors(a: &ErrorArgs, p: &mut Policy, changes: &mut Vec<String>) -> Res
 /// Dispatches a policy subcommand.
 pub async fn run(g: &GlobalArgs, env: Env<'_>, cmd: PolicyCommand) -> Result<i32> {
     match cmd {
-        PolicyCommand::Set(a) => set(g, env, a).await,
+        PolicyCommand::Set(a) => set(g, env, *a).await,
         PolicyCommand::Show(a) => show(g, env, a).await,
     }
 }
