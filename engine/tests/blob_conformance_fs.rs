@@ -95,7 +95,13 @@ const BACKENDS: [Backend; 9] = [
 ];
 
 /// Storage modules that wrap another storage (decorators), not backends.
-const DECORATORS: [&str; 4] = ["counting.rs", "faulty.rs", "proxy.rs", "readonly.rs"];
+const DECORATORS: [&str; 5] = [
+    "counting.rs",
+    "faulty.rs",
+    "listcache.rs",
+    "proxy.rs",
+    "readonly.rs",
+];
 
 /// The conformance suite covers every backend module in `engine/src/blob/`: each one is in
 /// [`BACKENDS`], and each named test exists and runs the suite. Prints the count.

@@ -185,6 +185,8 @@ pub struct Connection {
     pub fs_permissions: Permissions,
     /// Request counters and opened caches, shared by the clones of this connection.
     pub io: Arc<RunIo>,
+    /// How long a cached listing of the index blobs is trusted (zero: always list).
+    pub list_cache_duration: std::time::Duration,
 }
 
 /// A file or directory mode as kopia's `--file-mode`/`--dir-mode` take it: octal digits
@@ -307,6 +309,9 @@ impl Connection {
             direct_io: true,
             fs_permissions: Permissions::default(),
             io: RunIo::new(),
+            // The expiry `kopia repository connect` gives its cached index listings; it
+            // applies only when a cache is open.
+            list_cache_duration: arkiv_engine::blob::listcache::KOPIA_CONNECT_DEFAULT,
         }
     }
 
@@ -369,9 +374,7 @@ impl Connection {
         o.clock = self.clock.clone();
         o.cache_dir = self.cache_dir.clone();
         o.cache_limits = self.cache_limits;
-        // The expiry `kopia repository connect` gives its cached index listings (the
-        // VolSync script connects that way); it applies only when a cache is open.
-        o.list_cache_duration = arkiv_engine::blob::listcache::KOPIA_CONNECT_DEFAULT;
+        o.list_cache_duration = self.list_cache_duration;
         o
     }
 
@@ -577,7 +580,11 @@ mod tests {
         assert_eq!(dav.describe(), "webdav https://<redacted>@nas/dav");
         let rc = RepoSpec::parse("rclone://remote:path", &no_env).unwrap();
         assert_eq!(rc.describe(), "rclone://remote:path");
-        let env = |k: &str| (k == "SFTP_KEY_FILE").then(|| "/k".to_owned());
+        let env = |k: &str| match k {
+            "SFTP_KEY_FILE" => Some("/k".to_owned()),
+            "SFTP_KNOWN_HOSTS" => Some("/kh".to_owned()),
+            _ => None,
+        };
         let sftp = RepoSpec::parse("sftp://u@nas:2222/srv/r", &env).unwrap();
         assert_eq!(sftp.describe(), "sftp://u@nas:2222/srv/r");
     }

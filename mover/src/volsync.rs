@@ -517,6 +517,10 @@ fn connection(cfg: &MoverConfig, access: Access) -> Connection {
     conn.direct_io = cfg.direct_io;
     conn.fs_permissions = cfg.features.repo_permissions;
     conn.io = run_state().io.clone();
+    // A mover job is one process, minutes or hours after the last one: a cached index
+    // listing would save one LIST at best, and could hide snapshots another writer added in
+    // the last 30 s (a restore right after another cluster's backup). The mover always lists.
+    conn.list_cache_duration = std::time::Duration::ZERO;
     if !run_state().cache_off.load(Ordering::Relaxed) {
         conn.cache_dir = Some(cfg.cache.dir.clone());
         conn.cache_limits = cfg.cache_limits();

@@ -324,7 +324,7 @@ mod property {
                 listing(&mut repo, dir.path()).await
             });
             let matchers: Vec<WildcardMatcher> =
-                rules.iter().map(|r| WildcardMatcher::new(r, "/", false).unwrap()).collect();
+                rules.iter().map(|r| WildcardMatcher::new(r, "", false).unwrap()).collect();
             for entry in &got {
                 let rel = entry.trim_start_matches("./");
                 let is_dir = rel.ends_with('/');

@@ -79,3 +79,50 @@ fn unchanged_and_one_percent_change() {
     run_ok(arkiv(&repo, PW).args(["restore", "latest"]).arg(&restored));
     assert_eq!(tree_manifest(&restored), tree_manifest(&src));
 }
+
+/// Issue 11, acceptance 4: with ignore rules, a `.kopiaignore` and a size limit in force, an
+/// unchanged second snapshot still reads no file again, keeps the same root object and leaves
+/// out exactly what the first one left out.
+#[test]
+fn unchanged_with_ignore_rules_stays_incremental() {
+    let tmp = tempfile::tempdir().unwrap();
+    let repo = tmp.path().join("repo");
+    let src = tmp.path().join("src");
+    for d in ["app/cache", "app/logs", "media", "keep"] {
+        std::fs::create_dir_all(src.join(d)).unwrap();
+    }
+    for i in 0..30 {
+        std::fs::write(src.join(format!("keep/f{i}.txt")), format!("kept {i}\n")).unwrap();
+        std::fs::write(src.join(format!("keep/f{i}.tmp")), "scratch").unwrap();
+        std::fs::write(src.join(format!("app/cache/c{i}")), "cached").unwrap();
+        std::fs::write(src.join(format!("app/logs/l{i}.log")), "log line\n").unwrap();
+    }
+    std::fs::write(src.join("app/.kopiaignore"), "logs/\n").unwrap();
+    std::fs::write(src.join("media/big.bin"), vec![7u8; 300_000]).unwrap();
+    std::fs::write(src.join("media/small.bin"), vec![7u8; 1000]).unwrap();
+    create_repo(&repo, PW);
+    run_ok(arkiv(&repo, PW).args([
+        "policy",
+        "set",
+        "--global",
+        "--add-ignore",
+        "*.tmp",
+        "--add-ignore",
+        "cache/",
+        "--max-file-size",
+        "100000",
+    ]));
+    let first = snapshot_json(&repo, PW, &src, &[]);
+    // kept: 30 keep/*.txt, app/.kopiaignore, media/small.bin
+    assert_eq!(first["hashedFiles"], 32, "{first}");
+    let second = snapshot_json(&repo, PW, &src, &[]);
+    assert_eq!(second["hashedFiles"], 0, "{second}");
+    assert_eq!(second["cachedFiles"], 32, "{second}");
+    assert_eq!(second["rootObject"], first["rootObject"]);
+    assert_eq!(second["excluded"], first["excluded"]);
+    let excluded = first["excluded"].to_string();
+    for needle in ["keep/f0.tmp", "app/cache", "app/logs", "media/big.bin"] {
+        assert!(excluded.contains(needle), "{needle} not in {excluded}");
+    }
+    assert!(!excluded.contains("small.bin"), "{excluded}");
+}

@@ -48,7 +48,7 @@ fn operations_and_configuration_errors() {
     assert_eq!(
         errors,
         [
-            "ERROR: unsupported backend gdrive: arkiv supports S3, filesystem, Azure, GCS, WebDAV, SFTP and rclone repositories"
+            "ERROR: unsupported backend gdrive: arkiv supports S3, filesystem, Azure, GCS, B2, WebDAV, SFTP and rclone repositories"
         ]
     );
     // A supported backend with a variable missing: one line naming it.

@@ -521,7 +521,10 @@ pub(crate) fn generic_kind(source: &(dyn std::error::Error + 'static)) -> ErrorK
                 | HttpErrorKind::Request
                 | HttpErrorKind::Timeout
                 | HttpErrorKind::Interrupted
-                | HttpErrorKind::Decode => ErrorKind::Transient,
+                | HttpErrorKind::Decode
+                // No HTTP response at all (a reset connection is `Unknown` to object_store):
+                // a transport failure like the others, retried within the time budget.
+                | HttpErrorKind::Unknown => ErrorKind::Transient,
                 _ => ErrorKind::Other,
             };
         }
