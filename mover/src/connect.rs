@@ -189,6 +189,16 @@ pub struct Connection {
     pub list_cache_duration: std::time::Duration,
 }
 
+/// A variable lookup over fixed pairs, for the backend variable parsers' unit tests.
+#[cfg(test)]
+pub(crate) fn test_env<'a>(vars: &'a [(&'a str, &'a str)]) -> impl Fn(&str) -> Option<String> + 'a {
+    move |k| {
+        vars.iter()
+            .find(|(n, _)| *n == k)
+            .map(|(_, v)| (*v).to_owned())
+    }
+}
+
 /// A file or directory mode as kopia's `--file-mode`/`--dir-mode` take it: octal digits
 /// (`0660`, `660`, `2770`), at most `07777`, not zero.
 pub fn parse_mode(s: &str) -> Option<u32> {

@@ -63,13 +63,7 @@ pub fn b2_options_from_env(url: &str, env: Env<'_>) -> Result<B2Options> {
 mod tests {
     use super::*;
 
-    fn env<'a>(vars: &'a [(&'a str, &'a str)]) -> impl Fn(&str) -> Option<String> + 'a {
-        move |k| {
-            vars.iter()
-                .find(|(n, _)| *n == k)
-                .map(|(_, v)| (*v).to_owned())
-        }
-    }
+    use crate::connect::test_env as env;
 
     #[test]
     fn url_and_variables() {
