@@ -8,6 +8,10 @@
 //!   and calls [`Cache::retain_index_blobs`] with it.
 //! * `metadata_packs`: whole `q` pack blobs, raw (still encrypted). Every content read from them
 //!   is still decrypted and authenticated by the caller.
+//! * `contents`: data contents (raw, still encrypted, as read from their `p` pack) keyed by
+//!   content ID, filled when a restore reads them and bounded by
+//!   [`CacheLimits::content_bytes`] (0 = not cached). The caller decrypts and authenticates
+//!   every one of them as if it came from storage.
 //! * `kv`: small values, among them the index listings of [`crate::blob::listcache`]
 //!   (`list:<prefix>`, with kopia's 30 s expiry).
 //!
@@ -24,7 +28,7 @@
 //! * `metadata/`: whole `q` blobs (`FetchFullBlobs`), filled on read only; the `q` packs a
 //!   session writes are put to storage and not to the cache (`writePackFileNotLocked`).
 //! * `contents/`: data contents by content ID (the encrypted range), filled on read, bounded
-//!   by the content cache size and `contentCacheSizeLimitBytes`. Not done here.
+//!   by the content cache size and `contentCacheSizeLimitBytes`: the `contents` table.
 //! * `blob-list/`: listings of the exact prefixes `n m l xn xe xs xr` with an HMAC and an
 //!   expiry of `maxListCacheDuration` (30 s from `repository connect`, 0 otherwise), dropped
 //!   by own puts/deletes under the prefix. The epoch manager lists `xn<epoch>_`, which is not
@@ -41,7 +45,10 @@
 //! * The file has a schema version (`PRAGMA user_version`); a mismatch, a foreign schema or a
 //!   file that is not a database is deleted and rebuilt ([`Cache::rebuilt`]).
 //! * Size is bounded per table ([`CacheLimits`]); puts evict least-recently-used rows. Recency
-//!   is a logical counter, not wall-clock time.
+//!   is a logical counter, not wall-clock time. A handle keeps a running estimate of each
+//!   table's size and sums the table again when the estimate passes the limit or after
+//!   [`RECOUNT_EVERY`] puts, so a put costs no scan of the table (a restore puts thousands
+//!   of contents) and other processes' puts are seen soon.
 //! * The connection has one owner at a time (a `Mutex`); every method is short and blocking,
 //!   so call it from a blocking thread or briefly from async code, never across `.await`.
 
@@ -59,7 +66,7 @@ use sha2::Sha256;
 
 /// Version of the on-disk schema. Bump on any change to tables, columns or the MAC input; an
 /// existing file with another version is deleted and rebuilt.
-pub const SCHEMA_VERSION: i32 = 1;
+pub const SCHEMA_VERSION: i32 = 2;
 
 /// Name of the SQLite file inside `<dir>/<repository_key>/`.
 pub const CACHE_FILE_NAME: &str = "cache.sqlite";
@@ -70,6 +77,9 @@ const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 /// Rows evicted per eviction query.
 const EVICT_BATCH: i64 = 64;
 
+/// Puts after which a handle sums a table again instead of trusting its running estimate.
+pub const RECOUNT_EVERY: u32 = 64;
+
 const MIB: u64 = 1024 * 1024;
 
 const CACHEDIR_TAG: &str = "Signature: 8a477f597d28d172789f06886806bc55\n\
@@ -78,7 +88,7 @@ const CACHEDIR_TAG: &str = "Signature: 8a477f597d28d172789f06886806bc55\n\
 
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS index_blobs (
-    blob_id   TEXT PRIMARY KEY NOT NULL,
+    id        TEXT PRIMARY KEY NOT NULL,
     length    INTEGER NOT NULL,
     data      BLOB NOT NULL,
     mac       BLOB NOT NULL,
@@ -86,13 +96,21 @@ CREATE TABLE IF NOT EXISTS index_blobs (
 );
 CREATE INDEX IF NOT EXISTS index_blobs_lru ON index_blobs (last_used, length);
 CREATE TABLE IF NOT EXISTS metadata_packs (
-    blob_id   TEXT PRIMARY KEY NOT NULL,
+    id        TEXT PRIMARY KEY NOT NULL,
     length    INTEGER NOT NULL,
     data      BLOB NOT NULL,
     mac       BLOB NOT NULL,
     last_used INTEGER NOT NULL
 );
 CREATE INDEX IF NOT EXISTS metadata_packs_lru ON metadata_packs (last_used, length);
+CREATE TABLE IF NOT EXISTS contents (
+    id        TEXT PRIMARY KEY NOT NULL,
+    length    INTEGER NOT NULL,
+    data      BLOB NOT NULL,
+    mac       BLOB NOT NULL,
+    last_used INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS contents_lru ON contents (last_used, length);
 CREATE TABLE IF NOT EXISTS kv (
     key   TEXT PRIMARY KEY NOT NULL,
     value BLOB NOT NULL,
@@ -101,9 +119,10 @@ CREATE TABLE IF NOT EXISTS kv (
 ";
 
 /// Statements that must prepare against a valid schema; a failure means a foreign file.
-const SCHEMA_PROBES: [&str; 3] = [
-    "SELECT blob_id, length, data, mac, last_used FROM index_blobs LIMIT 0",
-    "SELECT blob_id, length, data, mac, last_used FROM metadata_packs LIMIT 0",
+const SCHEMA_PROBES: [&str; 4] = [
+    "SELECT id, length, data, mac, last_used FROM index_blobs LIMIT 0",
+    "SELECT id, length, data, mac, last_used FROM metadata_packs LIMIT 0",
+    "SELECT id, length, data, mac, last_used FROM contents LIMIT 0",
     "SELECT key, value, mac FROM kv LIMIT 0",
 ];
 
@@ -162,38 +181,59 @@ pub struct CacheLimits {
     pub metadata_bytes: u64,
     /// Bound on `index_blobs` (decrypted index blobs).
     pub index_bytes: u64,
+    /// Bound on `contents` (data contents a restore read). Map
+    /// `KOPIA_CONTENT_CACHE_SIZE_LIMIT_MB`; 0 (the default) caches no data contents.
+    pub content_bytes: u64,
 }
 
 impl CacheLimits {
     /// Default bound of each table: 500 MiB.
     pub const DEFAULT_BYTES: u64 = 500 * MIB;
 
-    /// Limits from sizes in MiB (the unit of Kopia's `*_SIZE_LIMIT_MB` settings).
+    /// Limits from sizes in MiB (the unit of Kopia's `*_SIZE_LIMIT_MB` settings); no data
+    /// contents are cached.
     pub fn from_mib(metadata_mib: u64, index_mib: u64) -> Self {
         Self {
             metadata_bytes: metadata_mib.saturating_mul(MIB),
             index_bytes: index_mib.saturating_mul(MIB),
+            content_bytes: 0,
         }
     }
 
-    /// Sum of both bounds.
+    /// These limits with data contents cached up to `mib` MiB.
+    pub fn with_content_mib(self, mib: u64) -> Self {
+        Self {
+            content_bytes: mib.saturating_mul(MIB),
+            ..self
+        }
+    }
+
+    /// Sum of the three bounds.
     pub fn total(&self) -> u64 {
-        self.metadata_bytes.saturating_add(self.index_bytes)
+        self.metadata_bytes
+            .saturating_add(self.index_bytes)
+            .saturating_add(self.content_bytes)
     }
 
     /// These limits scaled down proportionally so their sum is at most `total` (unchanged
     /// when they already fit).
     pub fn capped(self, total: u64) -> CacheLimits {
-        let sum = self.total();
-        if sum <= total {
+        if self.total() <= total {
             return self;
         }
-        // u128: no overflow for any u64 inputs.
-        let scale = |v: u64| u64::try_from(u128::from(v) * u128::from(total) / u128::from(sum));
-        let metadata_bytes = scale(self.metadata_bytes).unwrap_or(total);
+        // u128: the exact sum of three u64 values, and no overflow in the products.
+        let sum = u128::from(self.metadata_bytes)
+            + u128::from(self.index_bytes)
+            + u128::from(self.content_bytes);
+        let scale =
+            |v: u64| u64::try_from(u128::from(v) * u128::from(total) / sum).unwrap_or(total);
+        let metadata_bytes = scale(self.metadata_bytes);
+        let content_bytes = scale(self.content_bytes).min(total - metadata_bytes);
         CacheLimits {
             metadata_bytes,
-            index_bytes: total.saturating_sub(metadata_bytes),
+            content_bytes,
+            // The rounding remainder goes to the index blobs.
+            index_bytes: total - metadata_bytes - content_bytes,
         }
     }
 }
@@ -212,6 +252,7 @@ impl Default for CacheLimits {
         Self {
             metadata_bytes: Self::DEFAULT_BYTES,
             index_bytes: Self::DEFAULT_BYTES,
+            content_bytes: 0,
         }
     }
 }
@@ -223,9 +264,12 @@ pub struct CacheStats {
     pub index_bytes: u64,
     /// Bytes of stored metadata packs.
     pub pack_bytes: u64,
-    /// Index blob and metadata pack lookups that returned data.
+    /// Bytes of stored data contents.
+    pub content_bytes: u64,
+    /// Index blob, metadata pack and data content lookups that returned data.
     pub hits: u64,
-    /// Index blob and metadata pack lookups that returned nothing (including errors).
+    /// Index blob, metadata pack and data content lookups that returned nothing (including
+    /// errors).
     pub misses: u64,
     /// Rows dropped because their MAC did not verify.
     pub integrity_failures: u64,
@@ -252,6 +296,9 @@ struct Inner {
     /// Set when a write failed because the disk is full or read-only: further puts are
     /// skipped (one warning, not one per put).
     writes_off: bool,
+    /// Per table (by [`Table::slot`]): running estimate of its bytes (`None`: not summed
+    /// yet) and puts since it was last summed.
+    sizes: [(Option<u64>, u32); 3],
 }
 
 impl fmt::Debug for Cache {
@@ -264,11 +311,12 @@ impl fmt::Debug for Cache {
     }
 }
 
-/// One of the two blob tables.
+/// One of the three blob tables.
 #[derive(Debug, Clone, Copy)]
 enum Table {
     IndexBlobs,
     MetadataPacks,
+    Contents,
 }
 
 impl Table {
@@ -276,6 +324,15 @@ impl Table {
         match self {
             Table::IndexBlobs => "index_blobs",
             Table::MetadataPacks => "metadata_packs",
+            Table::Contents => "contents",
+        }
+    }
+
+    fn slot(self) -> usize {
+        match self {
+            Table::IndexBlobs => 0,
+            Table::MetadataPacks => 1,
+            Table::Contents => 2,
         }
     }
 }
@@ -350,6 +407,7 @@ impl Cache {
                 tick,
                 stats: CacheStats::default(),
                 writes_off: false,
+                sizes: [(None, 0); 3],
             }),
         })
     }
@@ -439,6 +497,28 @@ impl Cache {
         );
     }
 
+    /// Whether data contents are cached at all (a non-zero content limit).
+    pub fn caches_contents(&self) -> bool {
+        self.limits.content_bytes > 0
+    }
+
+    /// Raw (encrypted) payload of a data content, if cached and intact.
+    pub fn get_content(&self, content_id: &str) -> Option<Vec<u8>> {
+        if !self.caches_contents() {
+            return None;
+        }
+        self.get_blob(Table::Contents, content_id)
+    }
+
+    /// Stores raw payloads of data contents in one transaction (each skipped if larger than
+    /// the content limit; nothing when the limit is 0).
+    pub fn put_contents(&self, items: &[(String, &[u8])]) {
+        if !self.caches_contents() || items.is_empty() {
+            return;
+        }
+        self.put_blobs(Table::Contents, items, self.limits.content_bytes);
+    }
+
     /// A small value, if present and intact.
     pub fn get_kv(&self, key: &str) -> Option<Vec<u8>> {
         let mut inner = self.lock();
@@ -506,10 +586,12 @@ impl Cache {
                 "BEGIN IMMEDIATE;
                  DELETE FROM index_blobs;
                  DELETE FROM metadata_packs;
+                 DELETE FROM contents;
                  DELETE FROM kv;
                  COMMIT;",
             )
             .and_then(|()| inner.conn.execute_batch("PRAGMA incremental_vacuum;"));
+        inner.sizes = [(None, 0); 3];
         if inner.note("invalidate", result).is_none() {
             // Leave no half-open transaction behind.
             let _ = inner.conn.execute_batch("ROLLBACK;");
@@ -523,9 +605,12 @@ impl Cache {
         let index = inner.note("stats", index).unwrap_or(0);
         let packs = table_bytes(&inner.conn, Table::MetadataPacks);
         let packs = inner.note("stats", packs).unwrap_or(0);
+        let contents = table_bytes(&inner.conn, Table::Contents);
+        let contents = inner.note("stats", contents).unwrap_or(0);
         CacheStats {
             index_bytes: index,
             pack_bytes: packs,
+            content_bytes: contents,
             ..inner.stats
         }
     }
@@ -543,7 +628,7 @@ impl Cache {
         let row = inner
             .conn
             .query_row(
-                &format!("SELECT data, mac FROM {} WHERE blob_id = ?1", table.name()),
+                &format!("SELECT data, mac FROM {} WHERE id = ?1", table.name()),
                 params![blob_id],
                 |row| Ok((row.get::<_, Vec<u8>>(0)?, row.get::<_, Vec<u8>>(1)?)),
             )
@@ -561,7 +646,7 @@ impl Cache {
                 "local cache row failed integrity check; dropped"
             );
             let deleted = inner.conn.execute(
-                &format!("DELETE FROM {} WHERE blob_id = ?1", table.name()),
+                &format!("DELETE FROM {} WHERE id = ?1", table.name()),
                 params![blob_id],
             );
             inner.note("delete", deleted);
@@ -570,10 +655,7 @@ impl Cache {
         inner.stats.hits += 1;
         let tick = inner.next_tick();
         let touched = inner.conn.execute(
-            &format!(
-                "UPDATE {} SET last_used = ?1 WHERE blob_id = ?2",
-                table.name()
-            ),
+            &format!("UPDATE {} SET last_used = ?1 WHERE id = ?2", table.name()),
             params![tick, blob_id],
         );
         inner.note("touch", touched);
@@ -581,18 +663,42 @@ impl Cache {
     }
 
     fn put_blob(&self, table: Table, blob_id: &str, data: &[u8], limit: u64) {
-        if u64::try_from(data.len()).map_or(true, |len| len > limit) {
+        self.put_blobs(table, &[(blob_id.to_owned(), data)], limit);
+    }
+
+    fn put_blobs(&self, table: Table, items: &[(String, &[u8])], limit: u64) {
+        let rows: Vec<(&str, &[u8], Vec<u8>)> = items
+            .iter()
+            .filter(|(_, data)| u64::try_from(data.len()).is_ok_and(|len| len <= limit))
+            .map(|(id, data)| (id.as_str(), *data, self.mac(table.name(), id, data)))
+            .collect();
+        if rows.is_empty() {
             return;
         }
-        let mac = self.mac(table.name(), blob_id, data);
         let mut inner = self.lock();
         if inner.writes_off {
             return;
         }
-        let tick = inner.next_tick();
-        let result = insert_and_evict(&mut inner.conn, table, blob_id, data, &mac, tick, limit);
-        if let Some(evicted) = inner.note("put", result) {
-            inner.stats.evictions += evicted;
+        let first_tick = inner.tick.saturating_add(1);
+        inner.tick = inner.tick.saturating_add(rows.len() as i64);
+        let (estimate, puts) = inner.sizes[table.slot()];
+        let estimate = if puts >= RECOUNT_EVERY {
+            None
+        } else {
+            estimate
+        };
+        let result = insert_and_evict(&mut inner.conn, table, &rows, first_tick, limit, estimate);
+        match inner.note("put", result) {
+            Some((evicted, size)) => {
+                inner.stats.evictions += evicted;
+                let puts = if evicted > 0 || estimate.is_none() {
+                    0
+                } else {
+                    puts.saturating_add(1)
+                };
+                inner.sizes[table.slot()] = (Some(size), puts);
+            }
+            None => inner.sizes[table.slot()] = (None, 0),
         }
     }
 
@@ -810,7 +916,8 @@ fn open_connection(path: &Path) -> Result<Connection, OpenFailure> {
 fn max_last_used(conn: &Connection) -> rusqlite::Result<i64> {
     conn.query_row(
         "SELECT max(COALESCE((SELECT max(last_used) FROM index_blobs), 0),
-                    COALESCE((SELECT max(last_used) FROM metadata_packs), 0))",
+                    COALESCE((SELECT max(last_used) FROM metadata_packs), 0),
+                    COALESCE((SELECT max(last_used) FROM contents), 0))",
         [],
         |row| row.get(0),
     )
@@ -825,35 +932,45 @@ fn table_bytes(conn: &Connection, table: Table) -> rusqlite::Result<u64> {
     Ok(u64::try_from(sum).unwrap_or(0))
 }
 
-/// Inserts a row, then evicts least-recently-used rows (never the new one) until the table
-/// fits in `limit`. Returns the number of evicted rows.
+/// Inserts `rows` (ID, data, MAC) with recency ticks from `first_tick` on, then evicts
+/// least-recently-used rows (never one just inserted) until the table fits in `limit`.
+/// `estimate` is the caller's running size of the table before the insert (`None`: sum it).
+/// Returns the number of evicted rows and the table's size afterwards (exact when it was
+/// summed, else the estimate plus what was inserted).
 fn insert_and_evict(
     conn: &mut Connection,
     table: Table,
-    blob_id: &str,
-    data: &[u8],
-    mac: &[u8],
-    tick: i64,
+    rows: &[(&str, &[u8], Vec<u8>)],
+    first_tick: i64,
     limit: u64,
-) -> rusqlite::Result<u64> {
+    estimate: Option<u64>,
+) -> rusqlite::Result<(u64, u64)> {
     let name = table.name();
     let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-    tx.execute(
-        &format!(
-            "INSERT OR REPLACE INTO {name} (blob_id, length, data, mac, last_used)
+    let mut added = 0u64;
+    {
+        let mut insert = tx.prepare_cached(&format!(
+            "INSERT OR REPLACE INTO {name} (id, length, data, mac, last_used)
              VALUES (?1, ?2, ?3, ?4, ?5)"
-        ),
-        params![blob_id, data.len() as i64, data, mac, tick],
-    )?;
-    let mut total = table_bytes(&tx, table)?;
+        ))?;
+        for (i, (id, data, mac)) in rows.iter().enumerate() {
+            let tick = first_tick.saturating_add(i as i64);
+            insert.execute(params![id, data.len() as i64, data, mac, tick])?;
+            added = added.saturating_add(data.len() as u64);
+        }
+    }
+    let mut total = match estimate {
+        Some(before) if before.saturating_add(added) <= limit => before.saturating_add(added),
+        _ => table_bytes(&tx, table)?,
+    };
     let mut evicted = 0u64;
     while total > limit {
         let victims: Vec<(String, i64)> = {
             let mut stmt = tx.prepare_cached(&format!(
-                "SELECT blob_id, length FROM {name} WHERE blob_id != ?1
+                "SELECT id, length FROM {name} WHERE last_used < ?1
                  ORDER BY last_used ASC LIMIT ?2"
             ))?;
-            stmt.query_map(params![blob_id, EVICT_BATCH], |row| {
+            stmt.query_map(params![first_tick, EVICT_BATCH], |row| {
                 Ok((row.get(0)?, row.get(1)?))
             })?
             .collect::<rusqlite::Result<_>>()?
@@ -866,7 +983,7 @@ fn insert_and_evict(
                 break;
             }
             tx.execute(
-                &format!("DELETE FROM {name} WHERE blob_id = ?1"),
+                &format!("DELETE FROM {name} WHERE id = ?1"),
                 params![victim],
             )?;
             total = total.saturating_sub(u64::try_from(length).unwrap_or(0));
@@ -874,7 +991,7 @@ fn insert_and_evict(
         }
     }
     tx.commit()?;
-    Ok(evicted)
+    Ok((evicted, total))
 }
 
 fn retain(conn: &mut Connection, table: Table, live: &[&str]) -> rusqlite::Result<()> {
@@ -882,12 +999,12 @@ fn retain(conn: &mut Connection, table: Table, live: &[&str]) -> rusqlite::Resul
     let live: HashSet<&str> = live.iter().copied().collect();
     let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
     let stored: Vec<String> = {
-        let mut stmt = tx.prepare(&format!("SELECT blob_id FROM {name}"))?;
+        let mut stmt = tx.prepare(&format!("SELECT id FROM {name}"))?;
         stmt.query_map([], |row| row.get(0))?
             .collect::<rusqlite::Result<_>>()?
     };
     {
-        let mut delete = tx.prepare(&format!("DELETE FROM {name} WHERE blob_id = ?1"))?;
+        let mut delete = tx.prepare(&format!("DELETE FROM {name} WHERE id = ?1"))?;
         for id in stored.iter().filter(|id| !live.contains(id.as_str())) {
             delete.execute(params![id])?;
         }
@@ -1057,8 +1174,8 @@ mod tests {
         cache.put_kv("epoch", b"5");
         let conn = raw(&cache);
         conn.execute_batch(
-            "UPDATE index_blobs SET data = X'00' WHERE blob_id = 'xn0_a';
-             UPDATE metadata_packs SET mac = X'00' WHERE blob_id = 'qabc';
+            "UPDATE index_blobs SET data = X'00' WHERE id = 'xn0_a';
+             UPDATE metadata_packs SET mac = X'00' WHERE id = 'qabc';
              UPDATE kv SET value = X'36' WHERE key = 'epoch';",
         )
         .unwrap();
@@ -1088,9 +1205,9 @@ mod tests {
             // Swap the payloads of two rows (MACs stay put).
             raw(&cache)
                 .execute_batch(
-                    "UPDATE index_blobs SET blob_id = 'tmp' WHERE blob_id = 'xn0_a';
-                     UPDATE index_blobs SET blob_id = 'xn0_a' WHERE blob_id = 'xn0_b';
-                     UPDATE index_blobs SET blob_id = 'xn0_b' WHERE blob_id = 'tmp';",
+                    "UPDATE index_blobs SET id = 'tmp' WHERE id = 'xn0_a';
+                     UPDATE index_blobs SET id = 'xn0_a' WHERE id = 'xn0_b';
+                     UPDATE index_blobs SET id = 'xn0_b' WHERE id = 'tmp';",
                 )
                 .unwrap();
             assert_eq!(cache.get_index_blob("xn0_a"), None);
@@ -1107,6 +1224,7 @@ mod tests {
         let limits = CacheLimits {
             metadata_bytes: 300,
             index_bytes: 250,
+            content_bytes: 0,
         };
         let cache = open(dir.path(), limits);
         cache.put_index_blob("a", &[1; 100]);
@@ -1149,6 +1267,7 @@ mod tests {
         let limits = CacheLimits {
             metadata_bytes: 1000,
             index_bytes: 200,
+            content_bytes: 0,
         };
         {
             let cache = open(dir.path(), limits);
@@ -1205,6 +1324,7 @@ mod tests {
         let limits = CacheLimits {
             metadata_bytes: 40 * 1024,
             index_bytes: u64::MAX,
+            content_bytes: u64::MAX,
         };
         let cache = Arc::new(open(dir.path(), limits));
         let threads: Vec<_> = (0..8)
@@ -1325,20 +1445,35 @@ mod tests {
         let l = CacheLimits {
             metadata_bytes: 300,
             index_bytes: 100,
+            content_bytes: 0,
         };
         assert_eq!(l.capped(1000), l);
         assert_eq!(
             l.capped(200),
             CacheLimits {
                 metadata_bytes: 150,
-                index_bytes: 50
+                index_bytes: 50,
+                content_bytes: 0,
             }
         );
         let max = CacheLimits {
             metadata_bytes: u64::MAX,
             index_bytes: u64::MAX,
+            content_bytes: u64::MAX,
         };
         assert_eq!(max.capped(10).total(), 10);
+        let with_contents = CacheLimits {
+            content_bytes: 100,
+            ..l
+        };
+        assert_eq!(
+            with_contents.capped(250),
+            CacheLimits {
+                metadata_bytes: 150,
+                index_bytes: 50,
+                content_bytes: 50,
+            }
+        );
     }
 
     #[test]
@@ -1361,9 +1496,90 @@ mod tests {
             CacheLimits::from_mib(2, 3),
             CacheLimits {
                 metadata_bytes: 2 * MIB,
-                index_bytes: 3 * MIB
+                index_bytes: 3 * MIB,
+                content_bytes: 0,
             }
         );
         assert_eq!(CacheLimits::from_mib(u64::MAX, 0).metadata_bytes, u64::MAX);
+    }
+
+    #[test]
+    fn contents_are_cached_only_with_a_content_limit() {
+        let dir = tempfile::tempdir().unwrap();
+        let off = open(dir.path(), CacheLimits::default());
+        assert!(!off.caches_contents());
+        off.put_contents(&[("c1".to_owned(), b"payload".as_slice())]);
+        assert_eq!(off.get_content("c1"), None);
+        assert_eq!(off.stats().content_bytes, 0);
+        drop(off);
+
+        let on = open(dir.path(), CacheLimits::default().with_content_mib(1));
+        assert!(on.caches_contents());
+        on.put_contents(&[
+            ("c1".to_owned(), b"one".as_slice()),
+            ("c2".to_owned(), b"two!".as_slice()),
+        ]);
+        assert_eq!(on.get_content("c1").unwrap(), b"one");
+        assert_eq!(on.get_content("c2").unwrap(), b"two!");
+        assert_eq!(on.stats().content_bytes, 7);
+        // The contents table is its own: an index blob of the same name is another row.
+        assert_eq!(on.get_index_blob("c1"), None);
+
+        // A tampered row is a miss and is dropped.
+        raw(&on)
+            .execute_batch("UPDATE contents SET data = X'6f6e66' WHERE id = 'c1';")
+            .unwrap();
+        assert_eq!(on.get_content("c1"), None);
+        assert_eq!(on.stats().integrity_failures, 1);
+        assert_eq!(on.get_content("c2").unwrap(), b"two!");
+    }
+
+    #[test]
+    fn content_eviction_keeps_the_limit_without_summing_every_put() {
+        let dir = tempfile::tempdir().unwrap();
+        let limits = CacheLimits {
+            metadata_bytes: 1000,
+            index_bytes: 1000,
+            content_bytes: 10_000,
+        };
+        let cache = open(dir.path(), limits);
+        // 500 puts of 100 bytes into a 10 000-byte table: the running estimate triggers
+        // eviction; the table never holds more than the limit.
+        for i in 0..500 {
+            let id = format!("c{i}");
+            cache.put_contents(&[(id, [i as u8; 100].as_slice())]);
+            if i % 50 == 49 {
+                assert!(cache.stats().content_bytes <= 10_000, "after {i}");
+            }
+        }
+        assert!(cache.get_content("c499").is_some());
+        assert!(cache.get_content("c0").is_none());
+        // A batch bigger than the limit keeps its newest rows, evicts every older one.
+        let batch: Vec<(String, &[u8])> = (0..150)
+            .map(|i| (format!("b{i}"), [9u8; 100].as_slice()))
+            .collect();
+        cache.put_contents(&batch);
+        assert!(cache.get_content("c499").is_none());
+        assert!(cache.get_content("b149").is_some());
+    }
+
+    #[test]
+    fn two_handles_putting_contents_stay_near_the_limit() {
+        let dir = tempfile::tempdir().unwrap();
+        let limits = CacheLimits::default().with_content_mib(0);
+        let limits = CacheLimits {
+            content_bytes: 20_000,
+            ..limits
+        };
+        let (a, b) = (open(dir.path(), limits), open(dir.path(), limits));
+        for i in 0..400 {
+            let (h, id) = if i % 2 == 0 { (&a, "a") } else { (&b, "b") };
+            h.put_contents(&[(format!("{id}{i}"), [1u8; 100].as_slice())]);
+        }
+        // Each handle sums the table at least every RECOUNT_EVERY puts, so what the other
+        // added is seen: at most one recount interval of the other's puts above the limit.
+        let slack = u64::from(RECOUNT_EVERY) * 100;
+        let held = a.stats().content_bytes;
+        assert!(held <= 20_000 + slack, "{held}");
     }
 }

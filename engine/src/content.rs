@@ -418,6 +418,9 @@ pub struct ContentReader {
     cipher: ContentCipher,
     /// Whole `q` packs (see [`metapacks`]); `None` reads every content by range.
     metadata: Option<Arc<metapacks::MetadataPacks>>,
+    /// The local cache for data contents ([`ContentReader::read`] and restore batches);
+    /// `None` (verify, a cache with no content limit) reads them from storage every time.
+    content_cache: Option<Arc<crate::cache::Cache>>,
     /// Re-hash every plaintext and compare with the content ID (on top of the AEAD).
     hash_check: bool,
 }
@@ -433,8 +436,64 @@ impl ContentReader {
             hasher,
             cipher,
             metadata: None,
+            content_cache: None,
             hash_check: false,
         }
+    }
+
+    /// Keeps the data contents it reads in `cache` (when the cache has a content limit) and
+    /// looks them up there first; `None` turns that off.
+    pub fn with_content_cache(mut self, cache: Option<Arc<crate::cache::Cache>>) -> Self {
+        self.content_cache = cache.filter(|c| c.caches_contents());
+        self
+    }
+
+    /// Cached raw payloads of `infos` (data contents only; `None` for a miss, a metadata
+    /// content, or a cached payload of the wrong length). Empty when no content cache is in use.
+    pub async fn cached_payloads(&self, infos: &[Info]) -> Vec<Option<Vec<u8>>> {
+        let Some(cache) = self.content_cache.clone() else {
+            return Vec::new();
+        };
+        let wanted: Vec<(Option<String>, u32)> = infos
+            .iter()
+            .map(|i| {
+                let data = !metapacks::is_metadata_pack(&i.pack_blob_id);
+                (data.then(|| i.content_id.to_string()), i.packed_length)
+            })
+            .collect();
+        tokio::task::spawn_blocking(move || {
+            wanted
+                .into_iter()
+                .map(|(key, len)| {
+                    key.and_then(|k| cache.get_content(&k))
+                        .filter(|p| p.len() as u64 == u64::from(len))
+                })
+                .collect()
+        })
+        .await
+        .unwrap_or_default()
+    }
+
+    /// Stores raw payloads of data contents in the content cache (metadata contents and
+    /// everything when no content cache is in use are skipped).
+    pub async fn cache_payloads(&self, items: Vec<(Info, bytes::Bytes)>) {
+        let Some(cache) = self.content_cache.clone() else {
+            return;
+        };
+        let items: Vec<(String, bytes::Bytes)> = items
+            .into_iter()
+            .filter(|(i, _)| !metapacks::is_metadata_pack(&i.pack_blob_id))
+            .map(|(i, b)| (i.content_id.to_string(), b))
+            .collect();
+        if items.is_empty() {
+            return;
+        }
+        let _ = tokio::task::spawn_blocking(move || {
+            let rows: Vec<(String, &[u8])> =
+                items.iter().map(|(k, b)| (k.clone(), b.as_ref())).collect();
+            cache.put_contents(&rows);
+        })
+        .await;
     }
 
     /// Also re-hashes each plaintext and compares it with its content ID (see the module
@@ -510,17 +569,32 @@ impl ContentReader {
         }
     }
 
-    /// Reads one content described by `info`, verifying MAC and hash.
+    /// Reads one content described by `info`, verifying MAC and hash. A data content comes
+    /// from the content cache when it holds it (and goes into it when read from storage);
+    /// either way it is decrypted and authenticated here.
     pub async fn read(&self, info: &Info) -> Result<Vec<u8>> {
-        let payload = self.fetch_payload(info).await?;
+        let cached = self
+            .cached_payloads(std::slice::from_ref(info))
+            .await
+            .into_iter()
+            .next()
+            .flatten();
+        let payload = match cached {
+            Some(p) => p,
+            None => {
+                let fetched = self.fetch_payload(info).await?;
+                if self.content_cache.is_some() {
+                    self.cache_payloads(vec![(info.clone(), fetched.clone())])
+                        .await;
+                }
+                // The storage hands over its own buffer (no other reference when nothing
+                // was cached): decrypt in place.
+                Vec::from(fetched)
+            }
+        };
         let this = self.clone();
         let info = info.clone();
-        cpu::run(move || {
-            // The storage hands over its own buffer (no other reference): decrypt in place.
-            let payload = Vec::from(payload);
-            this.decode_owned_payload(&info, payload)
-        })
-        .await
+        cpu::run(move || this.decode_owned_payload(&info, payload)).await
     }
 
     /// [`decode_payload`](Self::decode_payload) of an owned buffer, decrypted in place.

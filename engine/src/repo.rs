@@ -173,7 +173,8 @@ impl Repository {
         ));
         Ok(Repository {
             contents: ContentReader::new(storage.clone(), hasher, cipher)
-                .with_metadata_packs(Some(metadata_packs)),
+                .with_metadata_packs(Some(metadata_packs))
+                .with_content_cache(cache.clone()),
             storage,
             format: Arc::new(format),
             indexes: Arc::new(indexes),
@@ -199,7 +200,7 @@ impl Repository {
 
     /// This repository as `verify` reads it: metadata packs from storage only (held in
     /// memory for this handle, never taken from the local cache: verify must see the
-    /// repository's bytes, not a local copy), and every plaintext re-hashed against its
+    /// repository's bytes, not a local copy), data contents from storage only, and every plaintext re-hashed against its
     /// content ID on top of the AEAD check.
     pub fn for_verification(&self) -> Repository {
         let mut r = self.clone();
@@ -210,6 +211,7 @@ impl Repository {
                 metapacks::DEFAULT_MEMORY_BYTES,
                 None,
             ))))
+            .with_content_cache(None)
             .with_hash_check(true);
         r
     }

@@ -78,16 +78,18 @@ fn base() -> &'static Base {
             tree.insert("empty".into(), Vec::new());
             tree.insert("d0/same-as-f0".into(), tree["d0/f0.bin"].clone());
             let mut trees = BTreeMap::new();
-            maint::snapshot(&sim.repo, &tree).await;
+            let first = maint::snapshot(&sim.repo, &tree).await;
             let mut next = 100;
-            let first = tree.clone();
+            let first_tree = tree.clone();
             maint::churn(&mut rng, &mut tree, 3, &mut next);
             let repo = sim.open().await;
             maint::snapshot(&repo, &tree).await;
             let repo = sim.open().await;
+            // Both snapshots carry the same (manual) time: which is which comes from the
+            // manifest ID, not from the listing order.
             for s in repo.snapshots().await.unwrap() {
                 let root = s.manifest.root_entry.clone().unwrap();
-                let t = if trees.is_empty() { &first } else { &tree };
+                let t = if s.id == first { &first_tree } else { &tree };
                 trees.insert(root.object.to_string(), t.clone());
             }
             let mut blobs = Vec::new();

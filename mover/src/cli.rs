@@ -157,6 +157,9 @@ impl GlobalArgs {
             };
         }
         conn.cache_dir = connect::cache_dir_from_env(env);
+        let content_mb =
+            connect::content_cache_mb_from_env(env).map_err(|m| CliError::new(exit::CONFIG, m))?;
+        conn.cache_limits = conn.cache_limits.with_content_mib(content_mb);
         Ok(conn)
     }
 

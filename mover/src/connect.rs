@@ -296,6 +296,20 @@ pub fn cache_dir_from_env(env: Env<'_>) -> Option<PathBuf> {
         .map(|d| d.join("arkiv"))
 }
 
+/// `ARKIV_CONTENT_CACHE_MB`: how many MiB of data contents the command-line binaries keep in
+/// the local cache after a restore read them (kopia's content cache). Unset, empty or `0`:
+/// none, so a one-off restore does not write its data twice. Not a whole number: an error
+/// naming the variable.
+pub fn content_cache_mb_from_env(env: Env<'_>) -> Result<u64, String> {
+    match env("ARKIV_CONTENT_CACHE_MB").map(|v| v.trim().to_owned()) {
+        None => Ok(0),
+        Some(v) if v.is_empty() => Ok(0),
+        Some(v) => v.parse().map_err(|_| {
+            format!("invalid ARKIV_CONTENT_CACHE_MB={v:?}: expected a whole number of MiB")
+        }),
+    }
+}
+
 /// `ARKIV_DIRECT_IO`: direct I/O unless `0`, `off`, `false` or `no` (trimmed, any case);
 /// unset or anything else means on.
 pub fn direct_io_from_env(env: Env<'_>) -> bool {

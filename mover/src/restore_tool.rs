@@ -103,6 +103,9 @@ pub async fn run(cli: RestoreCli, env: Env<'_>) -> Result<i32> {
     let mut conn = Connection::new(RepoSpec::parse(&url, env)?, Access::ReadOnly);
     conn.direct_io = connect::direct_io_from_env(env);
     conn.cache_dir = connect::cache_dir_from_env(env);
+    let content_mb =
+        connect::content_cache_mb_from_env(env).map_err(|m| CliError::new(exit::CONFIG, m))?;
+    conn.cache_limits = conn.cache_limits.with_content_mib(content_mb);
     let password = credentials::password(cli.password_file.as_deref(), env, Prompt::OnTerminal)?;
     let repo = conn.open(&password).await?;
     let snapshots = repo.snapshots().await?;

@@ -486,7 +486,11 @@ fn prepare_cache(cfg: &MoverConfig, source: &str) -> Result<(), Failure> {
         "cacheCapacityBytes": cfg.cache.capacity_bytes,
         "metadataCacheSizeLimitMB": cfg.cache.metadata_limit_mb,
         "contentCacheSizeLimitMB": cfg.cache.content_limit_mb,
-        "cacheLimitBytes": { "metadata": limits.metadata_bytes, "index": limits.index_bytes },
+        "cacheLimitBytes": {
+            "metadata": limits.metadata_bytes,
+            "index": limits.index_bytes,
+            "content": limits.content_bytes,
+        },
         "arkivVersion": env!("CARGO_PKG_VERSION"),
     });
     let file = cfg.cache.config_file();

@@ -270,3 +270,99 @@ fn index_listing_is_reused_within_kopias_expiry_and_a_stale_one_is_listed_again(
     assert_eq!(stale.indexes().blob_count(), n - 1);
     assert_eq!(counts.lists, 1, "{counts:?}");
 }
+
+/// Restores the latest snapshot of `repo_dir` into `target` through a storage that logs every
+/// blob it reads, with data contents cached up to 64 MiB; returns the IDs read.
+fn logged_restore(
+    rt: &tokio::runtime::Runtime,
+    repo_dir: &std::path::Path,
+    cache: &std::path::Path,
+    target: &std::path::Path,
+) -> Vec<String> {
+    use arkiv_engine::blob::counting::{CountingStorage, StorageCounters};
+    use arkiv_engine::snapshot::restore::{RestoreOptions, restore_entry};
+    let counters = StorageCounters::with_read_log();
+    let storage = Arc::new(CountingStorage::new(
+        FilesystemStorage::open(repo_dir).unwrap(),
+        counters.clone(),
+    ));
+    let mut opts = OpenOptions::default();
+    opts.cache_dir = Some(cache.to_path_buf());
+    opts.cache_limits = opts.cache_limits.with_content_mib(64);
+    rt.block_on(async {
+        let repo = Repository::open(storage, "content-cache-pw", opts)
+            .await
+            .unwrap();
+        let snaps = repo.snapshots().await.unwrap();
+        let root = snaps.last().unwrap().manifest.root_entry.clone().unwrap();
+        restore_entry(&repo, &root, target, RestoreOptions::default())
+            .await
+            .unwrap();
+    });
+    counters.read_ids().iter().map(|i| i.to_string()).collect()
+}
+
+#[test]
+fn a_second_restore_reads_data_contents_from_the_cache_but_verify_reads_the_repository() {
+    use rand::{RngCore, SeedableRng};
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let tmp = tempfile::tempdir().unwrap();
+    let (repo_dir, src, cache) = (
+        tmp.path().join("repo"),
+        tmp.path().join("src"),
+        tmp.path().join("cache"),
+    );
+    create_repo(&repo_dir, "content-cache-pw");
+    // Small files (restored in batches cut from one range read) and large incompressible
+    // ones (restored chunk by chunk).
+    let mut rng = rand::rngs::StdRng::seed_from_u64(13);
+    std::fs::create_dir_all(src.join("small")).unwrap();
+    for i in 0..40 {
+        std::fs::write(
+            src.join(format!("small/f{i}.txt")),
+            format!("{i}\n").repeat(100 + i),
+        )
+        .unwrap();
+    }
+    for i in 0..2 {
+        let mut big = vec![0u8; 3 << 20];
+        rng.fill_bytes(&mut big);
+        std::fs::write(src.join(format!("big{i}.bin")), big).unwrap();
+    }
+    snapshot_json(&repo_dir, "content-cache-pw", &src, &[]);
+    let packs = |ids: &[String]| ids.iter().filter(|i| i.starts_with('p')).count();
+
+    // A first restore reads the data packs and keeps the contents ...
+    let first = logged_restore(&rt, &repo_dir, &cache, &tmp.path().join("r1"));
+    assert!(packs(&first) > 0, "{first:?}");
+    assert_eq!(tree_manifest(&tmp.path().join("r1")), tree_manifest(&src));
+    // ... so the next restore of the same snapshot reads no data pack at all.
+    let second = logged_restore(&rt, &repo_dir, &cache, &tmp.path().join("r2"));
+    assert_eq!(packs(&second), 0, "{second:?}");
+    assert_eq!(tree_manifest(&tmp.path().join("r2")), tree_manifest(&src));
+
+    // Damage every data pack: a restore through the cache still gets intact contents (they
+    // are decrypted and authenticated like any), but verify reads the repository.
+    for f in blob_files(&repo_dir, "p") {
+        let mut b = std::fs::read(&f).unwrap();
+        let at = b.len() / 2;
+        b[at] ^= 0x01;
+        std::fs::write(&f, b).unwrap();
+    }
+    let third = logged_restore(&rt, &repo_dir, &cache, &tmp.path().join("r3"));
+    assert_eq!(packs(&third), 0, "{third:?}");
+    assert_eq!(tree_manifest(&tmp.path().join("r3")), tree_manifest(&src));
+    let mut opts = OpenOptions::default();
+    opts.cache_dir = Some(cache.clone());
+    opts.cache_limits = opts.cache_limits.with_content_mib(64);
+    let fs: Arc<dyn BlobStorage> = Arc::new(FilesystemStorage::open(&repo_dir).unwrap());
+    let repo = rt
+        .block_on(Repository::open(fs, "content-cache-pw", opts))
+        .unwrap();
+    let mut vopts = arkiv_engine::verify::VerifyOptions::default();
+    vopts.verify_files_percent = 100.0;
+    let report = rt
+        .block_on(arkiv_engine::verify::verify(&repo, &vopts))
+        .unwrap();
+    assert!(!report.problems.is_empty(), "{report:?}");
+}

@@ -70,6 +70,45 @@ fn warm_rebackup_reads_from_the_cache_and_rebuild_empties_it() {
 }
 
 #[test]
+fn a_second_restore_reads_its_data_from_the_content_cache() {
+    use rand::{RngCore, SeedableRng};
+    let s = Scene::new();
+    small_tree(&s.data, 1);
+    let mut rng = rand::rngs::StdRng::seed_from_u64(7);
+    for i in 0..2 {
+        let mut big = vec![0u8; 2 << 20];
+        rng.fill_bytes(&mut big);
+        std::fs::write(s.data.join(format!("big{i}.bin")), big).unwrap();
+    }
+    run_mover(&["backup"], &s.backup_env()).expect_code(0);
+    // VolSync's `contentCacheSizeLimitMB` (a ReplicationDestination restoring on a
+    // schedule into a standby volume).
+    let env = with(
+        &s.restore_env(),
+        &[("KOPIA_CONTENT_CACHE_SIZE_LIMIT_MB", "64")],
+    );
+    let first = run_mover(&["restore"], &env);
+    first.expect_code(0);
+    assert_eq!(
+        arkiv_tests::mover::tree_digest(&s.restore),
+        arkiv_tests::mover::tree_digest(&s.data)
+    );
+    arkiv_tests::mover::clear_dir(&s.restore);
+    let second = run_mover(&["restore"], &env);
+    second.expect_code(0);
+    assert_eq!(
+        arkiv_tests::mover::tree_digest(&s.restore),
+        arkiv_tests::mover::tree_digest(&s.data)
+    );
+    let (a, b) = (storage(&first), storage(&second));
+    println!("first restore: {a}\nsecond restore: {b}");
+    let bytes = |v: &serde_json::Value| v["getBytes"].as_u64().unwrap();
+    assert!(bytes(a) > 4 << 20, "first restore read only {a}");
+    assert!(bytes(b) * 10 <= bytes(a), "second {b} vs first {a}");
+    assert!(b["cacheHits"].as_u64().unwrap() > a["cacheHits"].as_u64().unwrap());
+}
+
+#[test]
 fn unusable_cache_dir_means_one_warning_and_success() {
     let s = Scene::new();
     small_tree(&s.data, 1);
@@ -133,6 +172,21 @@ fn cache_stays_within_a_tiny_capacity_over_many_runs() {
         assert!(used <= CAPACITY, "run {run}: cache uses {used} bytes");
     }
     assert!(hits > 0, "the cache was never used");
+    // Restores also keep data contents (VolSync's automatic 20 % of the capacity): still
+    // inside the capacity.
+    for _ in 0..2 {
+        arkiv_tests::mover::clear_dir(&s.restore);
+        let r = run_mover(
+            &["restore"],
+            &with(
+                &s.restore_env(),
+                &[("KOPIA_CACHE_CAPACITY_BYTES", &CAPACITY.to_string())],
+            ),
+        );
+        r.expect_code(0);
+        let used = du(&s.cache);
+        assert!(used <= CAPACITY, "restore: cache uses {used} bytes");
+    }
     // What the runs read would not have fit: eviction kept the cache inside the limit.
     let metadata: u64 = arkiv_tests::blob_files(&s.repo, "q")
         .iter()

@@ -446,6 +446,12 @@ fn small_file_batches(repo: &Repository, entries: &[DirEntry]) -> (Vec<SmallBatc
     (batches, single)
 }
 
+/// The payloads of a batch: one range of its pack, or each content from the local cache.
+enum BatchPayloads {
+    Range(bytes::Bytes),
+    Each(Vec<Vec<u8>>),
+}
+
 async fn restore_batch(ctx: &Ctx, batch: SmallBatch, dir: &Path) -> Result<()> {
     let kib = u32::try_from((batch.range.end - batch.range.start).div_ceil(1024))
         .unwrap_or(u32::MAX)
@@ -465,8 +471,28 @@ async fn restore_batch(ctx: &Ctx, batch: SmallBatch, dir: &Path) -> Result<()> {
         packed_length: u32::try_from(batch.range.end - batch.range.start).unwrap_or(u32::MAX),
         ..first.clone()
     };
-    let bytes = ctx.repo.contents().fetch_payload(&probe).await?;
     let reader = ctx.repo.contents().clone();
+    let infos: Vec<_> = batch.files.iter().map(|(_, i)| i.clone()).collect();
+    // From the local content cache when it holds every file of the batch; else one range
+    // read, whose contents then go into the cache.
+    let cached: Option<Vec<Vec<u8>>> = reader.cached_payloads(&infos).await.into_iter().collect();
+    let payloads = match cached {
+        Some(p) if !p.is_empty() => BatchPayloads::Each(p),
+        _ => {
+            let bytes = reader.fetch_payload(&probe).await?;
+            let base = batch.range.start;
+            let slices: Vec<_> = infos
+                .iter()
+                .filter_map(|i| {
+                    let from = usize::try_from(u64::from(i.pack_offset) - base).ok()?;
+                    let to = from.checked_add(i.packed_length as usize)?;
+                    (to <= bytes.len()).then(|| (i.clone(), bytes.slice(from..to)))
+                })
+                .collect();
+            reader.cache_payloads(slices).await;
+            BatchPayloads::Range(bytes)
+        }
+    };
     let metas: Vec<FileMeta> = batch
         .files
         .iter()
@@ -477,13 +503,20 @@ async fn restore_batch(ctx: &Ctx, batch: SmallBatch, dir: &Path) -> Result<()> {
     let stop = ctx.stop.clone();
     let (written, done, deleted) = blocking(move || -> Result<(u64, u64, u64)> {
         let (mut written, mut done, mut deleted) = (0, 0, 0);
-        for ((entry, info), meta) in batch.files.iter().zip(&metas) {
+        for (n, ((entry, info), meta)) in batch.files.iter().zip(&metas).enumerate() {
             if stop.load(Ordering::Relaxed) {
                 break;
             }
-            let from = usize::try_from(u64::from(info.pack_offset) - base).unwrap_or(usize::MAX);
-            let to = from.saturating_add(info.packed_length as usize);
-            let payload = bytes.get(from..to).ok_or_else(|| {
+            let payload = match &payloads {
+                BatchPayloads::Each(p) => p.get(n).map(Vec::as_slice),
+                BatchPayloads::Range(bytes) => {
+                    let from =
+                        usize::try_from(u64::from(info.pack_offset) - base).unwrap_or(usize::MAX);
+                    let to = from.saturating_add(info.packed_length as usize);
+                    bytes.get(from..to)
+                }
+            };
+            let payload = payload.ok_or_else(|| {
                 Error::Corrupt(format!(
                     "pack blob {} holding content {} is truncated",
                     info.pack_blob_id, info.content_id

@@ -57,7 +57,7 @@
 //! | `KOPIA_CACHE_DIR` | `/cache` | the local cache (`<dir>/<repository id>/cache.sqlite`) and the client configuration (`arkiv.config`); unusable (read-only, full) ⇒ one warning, the run goes on uncached; usage is reported when a run fails |
 //! | `KOPIA_CACHE_CAPACITY_BYTES` | 8589934592 (8 GiB) | size of the cache volume: the cache keeps at most 60 % of it ([`MoverConfig::cache_limits`]); a stop with the volume ≥ 90 % full exits 137 |
 //! | `KOPIA_METADATA_CACHE_SIZE_LIMIT_MB` | unset (500 MiB) | bound of the cached metadata packs; `0` = no own bound (the capacity still applies); non-numeric ⇒ warning |
-//! | `KOPIA_CONTENT_CACHE_SIZE_LIMIT_MB` | unset | read and recorded; arkiv caches no data contents, so nothing is kept against it; non-numeric ⇒ warning |
+//! | `KOPIA_CONTENT_CACHE_SIZE_LIMIT_MB` | unset (20 % of the capacity, VolSync's auto value) | bound of the data contents a restore keeps in the cache for the next restore; `0` = the default; non-numeric ⇒ warning |
 //! | `KOPIA_SKIP_CACHE_CONFIG` | false | `true`: the limits recorded in `arkiv.config` by the last run are kept (the script skips `kopia cache set`) |
 //! | `KOPIA_FORCE_CACHE_REBUILD` | false | `true`: the local cache is emptied before the run |
 //! | `KOPIA_MANUAL_CONFIG` | unset | JSON; see [`ManualConfig`] for the keys used; others ⇒ warnings |
@@ -260,6 +260,10 @@ pub struct CacheSettings {
 /// the SQLite write-ahead log, `arkiv.config`, and stays below the 90 % exhaustion line.
 pub const CACHE_CAPACITY_PERCENT: u64 = 60;
 
+/// Share of `KOPIA_CACHE_CAPACITY_BYTES` the data content table gets when
+/// `KOPIA_CONTENT_CACHE_SIZE_LIMIT_MB` is unset (VolSync's own auto value for that variable).
+pub const CONTENT_CACHE_AUTO_PERCENT: u64 = 20;
+
 impl CacheSettings {
     /// arkiv's client configuration file, beside the caches (`/cache/arkiv.config`), so a cache
     /// PVC keeps it between runs the way it keeps Kopia's `kopia.config`.
@@ -442,24 +446,34 @@ impl MoverConfig {
 
     /// The local cache's bounds for this run: the metadata pack table gets
     /// `KOPIA_METADATA_CACHE_SIZE_LIMIT_MB` (default and `0`: the engine's 500 MiB), the
-    /// index blob table the engine's default; together they are scaled down to at most
+    /// index blob table the engine's default, the data content table
+    /// `KOPIA_CONTENT_CACHE_SIZE_LIMIT_MB` (default and `0`: [`CONTENT_CACHE_AUTO_PERCENT`] %
+    /// of the capacity, VolSync's own auto value); together they are scaled down to at most
     /// [`CACHE_CAPACITY_PERCENT`] % of `KOPIA_CACHE_CAPACITY_BYTES` and to
     /// `KOPIA_MANUAL_CONFIG.caching.maxCacheSize`. With `KOPIA_SKIP_CACHE_CONFIG=true` the
-    /// metadata limit recorded in `arkiv.config` by the last run is kept, as the script keeps
-    /// the limits Kopia stored. (The engine further fits them to the free space.)
+    /// limits recorded in `arkiv.config` by the last run are kept, as the script keeps the
+    /// limits Kopia stored. (The engine further fits them to the free space.)
     pub fn cache_limits(&self) -> CacheLimits {
-        let metadata_mb = if self.cache.skip_reconfigure {
-            recorded_metadata_limit_mb(&self.cache.config_file())
-                .unwrap_or(self.cache.metadata_limit_mb)
-        } else {
-            self.cache.metadata_limit_mb
+        let config = self.cache.config_file();
+        let recorded = |key: &str, now: Option<u64>| {
+            if self.cache.skip_reconfigure {
+                recorded_limit_mb(&config, key).unwrap_or(now)
+            } else {
+                now
+            }
         };
+        let metadata_mb = recorded("metadataCacheSizeLimitMB", self.cache.metadata_limit_mb);
+        let content_mb = recorded("contentCacheSizeLimitMB", self.cache.content_limit_mb);
         let defaults = CacheLimits::default();
         let limits = CacheLimits {
             metadata_bytes: metadata_mb
                 .filter(|mb| *mb > 0)
                 .map_or(defaults.metadata_bytes, |mb| mb.saturating_mul(1 << 20)),
             index_bytes: defaults.index_bytes,
+            content_bytes: content_mb.filter(|mb| *mb > 0).map_or(
+                self.cache.capacity_bytes / 100 * CONTENT_CACHE_AUTO_PERCENT,
+                |mb| mb.saturating_mul(1 << 20),
+            ),
         };
         let mut total = self.cache.capacity_bytes / 100 * CACHE_CAPACITY_PERCENT;
         if let Some(max) = self.manual_config.max_cache_size.filter(|m| *m > 0) {
@@ -469,12 +483,13 @@ impl MoverConfig {
     }
 }
 
-/// `metadataCacheSizeLimitMB` as the last run recorded it in `arkiv.config` (`Some(None)`:
-/// recorded as unset); `None` when there is no readable record.
-fn recorded_metadata_limit_mb(file: &Path) -> Option<Option<u64>> {
+/// A cache limit (`metadataCacheSizeLimitMB`, `contentCacheSizeLimitMB`) as the last run
+/// recorded it in `arkiv.config` (`Some(None)`: recorded as unset); `None` when there is no
+/// readable record.
+fn recorded_limit_mb(file: &Path, key: &str) -> Option<Option<u64>> {
     let text = std::fs::read_to_string(file).ok()?;
     let doc: serde_json::Value = serde_json::from_str(&text).ok()?;
-    let v = doc.get("metadataCacheSizeLimitMB")?;
+    let v = doc.get(key)?;
     if v.is_null() {
         Some(None)
     } else {

@@ -769,6 +769,11 @@ fn cache_limits() {
         "{l:?}"
     );
     assert!(l.metadata_bytes > 2 * l.index_bytes, "{l:?}");
+    // The 409 MiB content bound is scaled with them.
+    assert!(
+        l.content_bytes < 409 << 20 && l.content_bytes > l.index_bytes / 2,
+        "{l:?}"
+    );
 }
 
 #[test]
@@ -783,6 +788,20 @@ fn cache_limits_small_capacity_manual_max_and_skip() {
     let c = ok(&["backup"], &base);
     assert_eq!(c.cache_limits().metadata_bytes, 100 << 20);
     assert_eq!(c.cache_limits().index_bytes, 500 << 20);
+    // no content limit: VolSync's auto value, 20 % of the (default 8 GiB) capacity
+    assert_eq!(
+        c.cache_limits().content_bytes,
+        DEFAULT_CACHE_CAPACITY_BYTES / 100 * 20
+    );
+    let c = ok(
+        &["backup"],
+        &[
+            base[0],
+            base[1],
+            ("KOPIA_CONTENT_CACHE_SIZE_LIMIT_MB", "64"),
+        ],
+    );
+    assert_eq!(c.cache_limits().content_bytes, 64 << 20);
     // a tiny volume bounds the whole cache
     let c = ok(
         &["backup"],
@@ -807,7 +826,7 @@ fn cache_limits_small_capacity_manual_max_and_skip() {
     // KOPIA_SKIP_CACHE_CONFIG=true keeps the limit the last run recorded
     std::fs::write(
         dir.path().join("arkiv.config"),
-        r#"{"metadataCacheSizeLimitMB": 7}"#,
+        r#"{"metadataCacheSizeLimitMB": 7, "contentCacheSizeLimitMB": 3}"#,
     )
     .unwrap();
     let skip = ok(
@@ -815,6 +834,7 @@ fn cache_limits_small_capacity_manual_max_and_skip() {
         &[base[0], base[1], ("KOPIA_SKIP_CACHE_CONFIG", "true")],
     );
     assert_eq!(skip.cache_limits().metadata_bytes, 7 << 20);
+    assert_eq!(skip.cache_limits().content_bytes, 3 << 20);
     // without the flag the variable wins over the record
     let fresh = ok(&["backup"], &base);
     assert_eq!(fresh.cache_limits().metadata_bytes, 100 << 20);
