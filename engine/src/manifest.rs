@@ -1,5 +1,6 @@
 //! Writing manifests: pending entries are batched into one gzip'd `m` content per commit,
-//! exactly as kopia's manifest manager does on flush (FORMAT.md §11.1).
+//! exactly as kopia's manifest manager does on flush (FORMAT.md §11.1), and kopia's automatic
+//! compaction of many manifest contents into one ([`compact_into`]).
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -10,7 +11,50 @@ use arkiv_format::manifest::{self, ManifestEntry};
 use chrono::{DateTime, Utc};
 
 use crate::content::writer::ContentWriter;
+use crate::repo::Repository;
 use crate::{Error, Result, cpu};
+
+/// Live manifest contents at which a writer folds them all into one: kopia's
+/// `autoCompactionContentCountDefault` (`repo/manifest/manifest_manager.go`). Kopia checks it
+/// whenever a writable session loads its manifests; without it every snapshot adds a
+/// manifest content of its own, and listing snapshots on an empty cache costs one request
+/// per snapshot.
+pub const AUTO_COMPACTION_CONTENTS: usize = 16;
+
+/// Kopia's manifest auto-compaction for a writer about to commit `batch`
+/// (`committedManifestManager.maybeCompactLocked` / `compactLocked`): when `repo`'s index
+/// lists at least [`AUTO_COMPACTION_CONTENTS`] live manifest contents, every live manifest
+/// (tombstones dropped, as kopia drops them) joins `batch`, so its commit writes them all as
+/// one content. Returns the contents it replaces: pass them to [`retire`] after the commit,
+/// so that the same index flush carries the new content and their deletions. Another
+/// writer's contents that this handle never saw are left alone; two writers compacting at
+/// once write the same entries twice, which merge by ID on read.
+pub async fn compact_into(
+    repo: &Repository,
+    batch: &mut ManifestBatch,
+) -> Result<Vec<arkiv_format::index::Info>> {
+    let contents = repo.manifest_contents()?;
+    if contents.len() < AUTO_COMPACTION_CONTENTS {
+        return Ok(Vec::new());
+    }
+    let live = repo.manifests_in(&contents).await?;
+    tracing::debug!(
+        contents = contents.len(),
+        manifests = live.len(),
+        "compacting manifest contents"
+    );
+    batch.entries.extend(live.into_values());
+    Ok(contents)
+}
+
+/// Marks the manifest contents [`compact_into`] replaced as deleted (after the batch holding
+/// their entries was committed).
+pub fn retire(cw: &ContentWriter, replaced: &[arkiv_format::index::Info]) -> Result<()> {
+    for info in replaced {
+        cw.mark_deleted(info)?;
+    }
+    Ok(())
+}
 
 /// Manifests waiting to be written.
 #[derive(Debug, Default)]

@@ -79,6 +79,10 @@ pub struct Chunk {
     pub object: ObjectId,
 }
 
+/// Manifest contents read at once ([`Repository::manifests_in`]); kopia's
+/// `manifestLoadParallelism` (`repo/manifest/committed_manifest_manager.go`) is 8 as well.
+pub const MANIFEST_LOAD_PARALLELISM: usize = 8;
+
 /// A snapshot manifest with its manifest ID.
 #[derive(Debug, Clone)]
 pub struct Snapshot {
@@ -377,22 +381,41 @@ impl Repository {
 
     /// Loads every live manifest (merged by ID, tombstones applied).
     pub async fn manifests(&self) -> Result<BTreeMap<ManifestId, ManifestEntry>> {
-        let infos: Vec<Info> = self
-            .indexes
+        let infos = self.manifest_contents()?;
+        self.manifests_in(&infos).await
+    }
+
+    /// The index entries of the live manifest contents (`m` prefix, not deleted).
+    pub fn manifest_contents(&self) -> Result<Vec<Info>> {
+        self.indexes
             .iter(false)
             .filter(|r| {
                 r.as_ref()
                     .map_or(true, |i| i.content_id.prefix() == Some(b'm'))
             })
+            .collect()
+    }
+
+    /// The live manifests held in `infos` (merged by ID, tombstones applied). The contents
+    /// are read [`MANIFEST_LOAD_PARALLELISM`] at a time, like kopia's manifest manager: on a
+    /// cold cache each one may be a request of its own.
+    pub async fn manifests_in(
+        &self,
+        infos: &[Info],
+    ) -> Result<BTreeMap<ManifestId, ManifestEntry>> {
+        use futures::StreamExt;
+        let decoded: Vec<Vec<ManifestEntry>> = futures::stream::iter(infos)
+            .map(|info| async move {
+                let plain = self.contents.read(info).await?;
+                manifest::decode_manifest_content(&plain)
+                    .map_err(|e| Error::format(format!("manifest content {}", info.content_id), e))
+            })
+            .buffered(MANIFEST_LOAD_PARALLELISM)
+            .collect::<Vec<Result<_>>>()
+            .await
+            .into_iter()
             .collect::<Result<_>>()?;
-        let mut all = Vec::new();
-        for info in &infos {
-            let plain = self.contents.read(info).await?;
-            let entries = manifest::decode_manifest_content(&plain)
-                .map_err(|e| Error::format(format!("manifest content {}", info.content_id), e))?;
-            all.extend(entries);
-        }
-        Ok(manifest::merge_entries(all))
+        Ok(manifest::merge_entries(decoded.into_iter().flatten()))
     }
 
     /// Every snapshot manifest, sorted by start time then ID.

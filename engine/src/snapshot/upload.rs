@@ -344,7 +344,17 @@ pub async fn snapshot_directory(
     let modified = repo.clock().now();
     let mut batch = ManifestBatch::default();
     let manifest_id = batch.put(labels, &payload, modified)?;
+    // Kopia's manifest auto-compaction. It saves requests, it is not needed for this
+    // snapshot: a manifest content that cannot be read leaves the others as they are.
+    let replaced = match crate::manifest::compact_into(repo, &mut batch).await {
+        Ok(r) => r,
+        Err(e) => {
+            tracing::warn!("manifest contents not compacted: {e}");
+            Vec::new()
+        }
+    };
     batch.commit_async(&cw).await?;
+    crate::manifest::retire(&cw, &replaced)?;
     cw.flush_async().await?;
     let mut manifest = manifest;
     manifest.id = manifest_id.clone();
