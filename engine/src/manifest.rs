@@ -26,7 +26,8 @@ pub const AUTO_COMPACTION_CONTENTS: usize = 16;
 /// lists at least [`AUTO_COMPACTION_CONTENTS`] live manifest contents, every live manifest
 /// (tombstones dropped, as kopia drops them) joins `batch`, so its commit writes them all as
 /// one content. Returns the contents it replaces: pass them to [`retire`] after the commit,
-/// so that the same index flush carries the new content and their deletions. Another
+/// so that the same index flush carries the new content and their deletions. One index view
+/// compacts once (it does not see what its writers wrote; the next open does). Another
 /// writer's contents that this handle never saw are left alone; two writers compacting at
 /// once write the same entries twice, which merge by ID on read.
 pub async fn compact_into(
@@ -34,7 +35,7 @@ pub async fn compact_into(
     batch: &mut ManifestBatch,
 ) -> Result<Vec<arkiv_format::index::Info>> {
     let contents = repo.manifest_contents()?;
-    if contents.len() < AUTO_COMPACTION_CONTENTS {
+    if contents.len() < AUTO_COMPACTION_CONTENTS || !repo.claim_manifest_compaction() {
         return Ok(Vec::new());
     }
     let live = repo.manifests_in(&contents).await?;

@@ -66,6 +66,10 @@ pub struct Repository {
     indexes: Arc<IndexSet>,
     clock: SharedClock,
     cache: Option<Arc<Cache>>,
+    /// Set once a writer on this index view folded the manifest contents into one
+    /// ([`crate::manifest::compact_into`]): the view does not see that content, so a second
+    /// writer on it would fold the same contents again. A refresh clears it.
+    manifests_compacted: Arc<std::sync::atomic::AtomicBool>,
 }
 
 /// One chunk of an object, resolved through indirection.
@@ -184,6 +188,7 @@ impl Repository {
             indexes: Arc::new(indexes),
             clock: options.clock,
             cache,
+            manifests_compacted: Arc::default(),
         })
     }
 
@@ -199,6 +204,7 @@ impl Repository {
         )
         .await?;
         self.indexes = Arc::new(idx);
+        self.manifests_compacted = Arc::default();
         Ok(())
     }
 
@@ -394,6 +400,14 @@ impl Repository {
                     .map_or(true, |i| i.content_id.prefix() == Some(b'm'))
             })
             .collect()
+    }
+
+    /// Claims the one manifest compaction this index view allows; false when a writer on it
+    /// already did it.
+    pub(crate) fn claim_manifest_compaction(&self) -> bool {
+        !self
+            .manifests_compacted
+            .swap(true, std::sync::atomic::Ordering::SeqCst)
     }
 
     /// The live manifests held in `infos` (merged by ID, tombstones applied). The contents

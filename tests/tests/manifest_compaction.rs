@@ -109,3 +109,50 @@ fn many_manifest_contents_are_folded_into_one_and_nothing_is_lost() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+#[test]
+fn one_handle_compacts_once_however_many_snapshots_it_takes() {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let tmp = tempfile::tempdir().unwrap();
+    let (repo_dir, src) = (tmp.path().join("repo"), tmp.path().join("src"));
+    create_repo(&repo_dir, PW);
+    arkiv_tests::mover::small_tree(&src, 1);
+    let snap = |repo: &arkiv_engine::Repository, n: u32| {
+        let source = SourceInfo {
+            host: "h".into(),
+            user_name: format!("u{n}"),
+            path: "/src".into(),
+        };
+        rt.block_on(snapshot_directory(
+            repo,
+            &src,
+            None,
+            UploadOptions::new(source),
+            Arc::new(UploadProgress::default()),
+        ))
+        .unwrap();
+    };
+    // One handle (its index view never changes): each snapshot adds a content, none compacts
+    // the ones it cannot see.
+    let first = engine_open(&rt, &repo_dir, PW);
+    let start = first.manifest_contents().unwrap().len();
+    for n in 0..AUTO_COMPACTION_CONTENTS as u32 {
+        snap(&first, n);
+    }
+    let fresh = engine_open(&rt, &repo_dir, PW);
+    let before = manifests(&rt, &fresh);
+    assert_eq!(
+        fresh.manifest_contents().unwrap().len(),
+        start + AUTO_COMPACTION_CONTENTS
+    );
+    // A handle that sees 16 or more compacts with its first snapshot only: the contents it
+    // wrote later are its own, one each.
+    for n in 100..105 {
+        snap(&fresh, n);
+    }
+    let after_repo = engine_open(&rt, &repo_dir, PW);
+    let after = manifests(&rt, &after_repo);
+    assert_eq!(after_repo.manifest_contents().unwrap().len(), 5);
+    assert_eq!(after.len(), before.len() + 5);
+    assert!(before.keys().all(|k| after.get(k) == before.get(k)));
+}
