@@ -136,6 +136,22 @@ fn metadata_packs_come_from_the_cache_but_verify_reads_the_repository() {
     assert_fixtures_unchanged();
 }
 
+/// The filesystem storage of `repo_dir` behind a counter that logs every blob it reads.
+fn logged_storage(
+    repo_dir: &std::path::Path,
+) -> (
+    Arc<dyn BlobStorage>,
+    Arc<arkiv_engine::blob::counting::StorageCounters>,
+) {
+    use arkiv_engine::blob::counting::{CountingStorage, StorageCounters};
+    let counters = StorageCounters::with_read_log();
+    let storage = Arc::new(CountingStorage::new(
+        FilesystemStorage::open(repo_dir).unwrap(),
+        counters.clone(),
+    ));
+    (storage, counters)
+}
+
 /// One backup of `src` as source `u@h:/src` through a storage that logs every blob it reads;
 /// returns the IDs read.
 fn logged_backup(
@@ -144,14 +160,9 @@ fn logged_backup(
     src: &std::path::Path,
     cache: Option<&std::path::Path>,
 ) -> Vec<String> {
-    use arkiv_engine::blob::counting::{CountingStorage, StorageCounters};
     use arkiv_engine::snapshot::select;
     use arkiv_engine::snapshot::upload::{UploadOptions, UploadProgress, snapshot_directory};
-    let counters = StorageCounters::with_read_log();
-    let storage = Arc::new(CountingStorage::new(
-        FilesystemStorage::open(repo_dir).unwrap(),
-        counters.clone(),
-    ));
+    let (storage, counters) = logged_storage(repo_dir);
     let mut opts = OpenOptions::default();
     opts.cache_dir = cache.map(|p| p.to_path_buf());
     rt.block_on(async {
@@ -279,13 +290,8 @@ fn logged_restore(
     cache: &std::path::Path,
     target: &std::path::Path,
 ) -> Vec<String> {
-    use arkiv_engine::blob::counting::{CountingStorage, StorageCounters};
     use arkiv_engine::snapshot::restore::{RestoreOptions, restore_entry};
-    let counters = StorageCounters::with_read_log();
-    let storage = Arc::new(CountingStorage::new(
-        FilesystemStorage::open(repo_dir).unwrap(),
-        counters.clone(),
-    ));
+    let (storage, counters) = logged_storage(repo_dir);
     let mut opts = OpenOptions::default();
     opts.cache_dir = Some(cache.to_path_buf());
     opts.cache_limits = opts.cache_limits.with_content_mib(64);
