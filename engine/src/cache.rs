@@ -44,7 +44,10 @@
 //!   mismatch (local corruption, tampering, a different key) is a miss and the row is deleted.
 //! * The file has a schema version (`PRAGMA user_version`); a mismatch, a foreign schema or a
 //!   file that is not a database is deleted and rebuilt ([`Cache::rebuilt`]).
-//! * Size is bounded per table ([`CacheLimits`]); puts evict least-recently-used rows. Recency
+//! * Size is bounded per table ([`CacheLimits`]) in bytes the rows take in the file (the
+//!   `length` column: data, key, MAC and SQLite's row and overflow-page overhead, so the
+//!   bound holds for the file and not only for the data); puts evict least-recently-used
+//!   rows. The write-ahead log is truncated once a write leaves it past its limit. Recency
 //!   is a logical counter, not wall-clock time. A handle keeps a running estimate of each
 //!   table's size and sums the table again when the estimate passes the limit or after
 //!   [`RECOUNT_EVERY`] puts, so a put costs no scan of the table (a restore puts thousands
@@ -81,6 +84,32 @@ const EVICT_BATCH: i64 = 64;
 pub const RECOUNT_EVERY: u32 = 64;
 
 const MIB: u64 = 1024 * 1024;
+
+/// SQLite's page size (its default; the cache never changes it).
+const PAGE_BYTES: u64 = 4096;
+
+/// Bytes a row takes in the file besides its ID, data and MAC: cell pointer and header,
+/// record header, rowid, the `length` and `last_used` integers, and its entries in the
+/// primary-key and LRU indexes (which hold the ID a second time, counted apart).
+const ROW_OVERHEAD: u64 = 64;
+
+/// Bytes one row of `data_len` bytes keyed `id_len` takes in the database file, the unit of
+/// the `length` column and of [`CacheLimits`]: a row too large for a page spills into whole
+/// overflow pages, so a limit on data bytes alone let the file grow a quarter past it.
+fn row_footprint(id_len: usize, data_len: usize, mac_len: usize) -> u64 {
+    let id = id_len as u64;
+    let record = (data_len as u64)
+        .saturating_add(id)
+        .saturating_add(mac_len as u64)
+        .saturating_add(ROW_OVERHEAD);
+    let stored = if record > PAGE_BYTES / 4 {
+        record.div_ceil(PAGE_BYTES - 4).saturating_mul(PAGE_BYTES)
+    } else {
+        record
+    };
+    // The primary-key index stores the ID again.
+    stored.saturating_add(id)
+}
 
 const CACHEDIR_TAG: &str = "Signature: 8a477f597d28d172789f06886806bc55\n\
 # This file is a cache directory tag created by arkiv.\n\
@@ -174,7 +203,8 @@ pub enum CacheError {
     },
 }
 
-/// Size bounds per table, in bytes of stored values.
+/// Size bounds per table, in bytes the rows take in the database file (see
+/// [`Cache::stats`]: data, key, MAC and SQLite's per-row and page overhead).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct CacheLimits {
     /// Bound on `metadata_packs` (whole `q` packs). Map `KOPIA_METADATA_CACHE_SIZE_LIMIT_MB`.
@@ -260,11 +290,11 @@ impl Default for CacheLimits {
 /// Counters of one [`Cache`] handle (bytes are read from the file, counts are per process).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct CacheStats {
-    /// Bytes of stored index blobs.
+    /// Bytes the stored index blobs take (data plus key, MAC and row overhead).
     pub index_bytes: u64,
-    /// Bytes of stored metadata packs.
+    /// Bytes the stored metadata packs take (data plus key, MAC and row overhead).
     pub pack_bytes: u64,
-    /// Bytes of stored data contents.
+    /// Bytes the stored data contents take (data plus key, MAC and row overhead).
     pub content_bytes: u64,
     /// Index blob, metadata pack and data content lookups that returned data.
     pub hits: u64,
@@ -282,6 +312,9 @@ pub struct CacheStats {
 /// A per-repository cache handle. `Send + Sync`; clone-free sharing via `Arc<Cache>`.
 pub struct Cache {
     path: PathBuf,
+    /// The write-ahead log beside the file, and the size it is kept to.
+    wal_path: PathBuf,
+    wal_bytes: u64,
     limits: CacheLimits,
     integrity_key: [u8; 32],
     rebuilt: bool,
@@ -398,6 +431,8 @@ impl Cache {
             source,
         })?;
         Ok(Cache {
+            wal_path: sibling(&path, "-wal"),
+            wal_bytes,
             path,
             limits,
             integrity_key,
@@ -480,6 +515,7 @@ impl Cache {
         let mut inner = self.lock();
         let result = retain(&mut inner.conn, Table::IndexBlobs, live);
         inner.note("retain index blobs", result);
+        self.bound_wal(&mut inner);
     }
 
     /// Raw (encrypted) bytes of a whole `q` pack blob, if cached and intact.
@@ -596,6 +632,7 @@ impl Cache {
             // Leave no half-open transaction behind.
             let _ = inner.conn.execute_batch("ROLLBACK;");
         }
+        self.bound_wal(&mut inner);
     }
 
     /// Current sizes (read from the file) and this handle's counters.
@@ -669,8 +706,8 @@ impl Cache {
     fn put_blobs(&self, table: Table, items: &[(String, &[u8])], limit: u64) {
         let rows: Vec<(&str, &[u8], Vec<u8>)> = items
             .iter()
-            .filter(|(_, data)| u64::try_from(data.len()).is_ok_and(|len| len <= limit))
             .map(|(id, data)| (id.as_str(), *data, self.mac(table.name(), id, data)))
+            .filter(|(id, data, mac)| row_footprint(id.len(), data.len(), mac.len()) <= limit)
             .collect();
         if rows.is_empty() {
             return;
@@ -699,6 +736,21 @@ impl Cache {
                 inner.sizes[table.slot()] = (Some(size), puts);
             }
             None => inner.sizes[table.slot()] = (None, 0),
+        }
+        self.bound_wal(&mut inner);
+    }
+
+    /// Truncates the write-ahead log when a write left it larger than its limit. SQLite's
+    /// `journal_size_limit` only trims it at the next write after a checkpoint, so one large
+    /// transaction (a batch of contents, a long eviction) would otherwise leave it that large
+    /// until the next run. Best effort: a reader in another process can keep it.
+    fn bound_wal(&self, inner: &mut Inner) {
+        let over = std::fs::metadata(&self.wal_path).is_ok_and(|m| m.len() > self.wal_bytes);
+        if over {
+            let result = inner
+                .conn
+                .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()));
+            inner.note("checkpoint", result);
         }
     }
 
@@ -774,11 +826,7 @@ fn fit_to_disk(path: &Path, limits: CacheLimits) -> Result<CacheLimits, CacheErr
     let dir = path.parent().unwrap_or(path);
     let used: u64 = ["", "-wal", "-shm"]
         .iter()
-        .filter_map(|suffix| {
-            let mut name = path.as_os_str().to_owned();
-            name.push(suffix);
-            std::fs::metadata(PathBuf::from(name)).ok()
-        })
+        .filter_map(|suffix| std::fs::metadata(sibling(path, suffix)).ok())
         .map(|m| m.len())
         .sum();
     let free = nix::sys::statvfs::statvfs(dir)
@@ -816,11 +864,16 @@ fn write_cachedir_tag(dir: &Path) {
     }
 }
 
+/// `path` with `suffix` appended to its file name (SQLite's `-wal`, `-shm`, `-journal`).
+fn sibling(path: &Path, suffix: &str) -> PathBuf {
+    let mut name = path.as_os_str().to_owned();
+    name.push(suffix);
+    PathBuf::from(name)
+}
+
 fn remove_database_files(path: &Path) -> Result<(), CacheError> {
     for suffix in ["", "-wal", "-shm", "-journal"] {
-        let mut name = path.as_os_str().to_owned();
-        name.push(suffix);
-        match std::fs::remove_file(PathBuf::from(name)) {
+        match std::fs::remove_file(sibling(path, suffix)) {
             Ok(()) => {}
             Err(err) if err.kind() == std::io::ErrorKind::NotFound => {}
             Err(source) => {
@@ -932,8 +985,10 @@ fn table_bytes(conn: &Connection, table: Table) -> rusqlite::Result<u64> {
     Ok(u64::try_from(sum).unwrap_or(0))
 }
 
-/// Inserts `rows` (ID, data, MAC) with recency ticks from `first_tick` on, then evicts
-/// least-recently-used rows (never one just inserted) until the table fits in `limit`.
+/// Evicts least-recently-used rows until `rows` (ID, data, MAC) fit in `limit` beside what
+/// stays, then inserts them with recency ticks from `first_tick` on. Evicting first lets the
+/// inserts reuse the freed pages: evicting after them grew the file by what one transaction
+/// inserted (its free pages are reused only later), a fifth past the limit in a small cache.
 /// `estimate` is the caller's running size of the table before the insert (`None`: sum it).
 /// Returns the number of evicted rows and the table's size afterwards (exact when it was
 /// summed, else the estimate plus what was inserted).
@@ -946,52 +1001,76 @@ fn insert_and_evict(
     estimate: Option<u64>,
 ) -> rusqlite::Result<(u64, u64)> {
     let name = table.name();
-    let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+    let footprints: Vec<u64> = rows
+        .iter()
+        .map(|(id, data, mac)| row_footprint(id.len(), data.len(), mac.len()))
+        .collect();
+    // A batch larger than the limit keeps its newest (last) rows that fit together.
     let mut added = 0u64;
-    {
-        let mut insert = tx.prepare_cached(&format!(
-            "INSERT OR REPLACE INTO {name} (id, length, data, mac, last_used)
-             VALUES (?1, ?2, ?3, ?4, ?5)"
-        ))?;
-        for (i, (id, data, mac)) in rows.iter().enumerate() {
-            let tick = first_tick.saturating_add(i as i64);
-            insert.execute(params![id, data.len() as i64, data, mac, tick])?;
-            added = added.saturating_add(data.len() as u64);
-        }
+    let mut first = rows.len();
+    while first > 0 && added.saturating_add(footprints[first - 1]) <= limit {
+        first -= 1;
+        added += footprints[first];
     }
-    let mut total = match estimate {
-        Some(before) if before.saturating_add(added) <= limit => before.saturating_add(added),
+    let room = limit - added;
+    let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+    let mut kept = match estimate {
+        Some(before) if before <= room => before,
         _ => table_bytes(&tx, table)?,
     };
+    // Rows being replaced go first: their pages are reused and they are not counted twice.
+    {
+        let mut replace = tx.prepare_cached(&format!(
+            "DELETE FROM {name} WHERE id = ?1 RETURNING length"
+        ))?;
+        for (id, _, _) in rows.iter().skip(first) {
+            let old: Option<i64> = replace
+                .query_row(params![id], |row| row.get(0))
+                .optional()?;
+            if let Some(old) = old {
+                kept = kept.saturating_sub(u64::try_from(old).unwrap_or(0));
+            }
+        }
+    }
     let mut evicted = 0u64;
-    while total > limit {
+    while kept > room {
         let victims: Vec<(String, i64)> = {
             let mut stmt = tx.prepare_cached(&format!(
-                "SELECT id, length FROM {name} WHERE last_used < ?1
-                 ORDER BY last_used ASC LIMIT ?2"
+                "SELECT id, length FROM {name} ORDER BY last_used ASC LIMIT ?1"
             ))?;
-            stmt.query_map(params![first_tick, EVICT_BATCH], |row| {
-                Ok((row.get(0)?, row.get(1)?))
-            })?
-            .collect::<rusqlite::Result<_>>()?
+            stmt.query_map(params![EVICT_BATCH], |row| Ok((row.get(0)?, row.get(1)?)))?
+                .collect::<rusqlite::Result<_>>()?
         };
         if victims.is_empty() {
             break;
         }
         for (victim, length) in victims {
-            if total <= limit {
+            if kept <= room {
                 break;
             }
             tx.execute(
                 &format!("DELETE FROM {name} WHERE id = ?1"),
                 params![victim],
             )?;
-            total = total.saturating_sub(u64::try_from(length).unwrap_or(0));
+            kept = kept.saturating_sub(u64::try_from(length).unwrap_or(0));
             evicted += 1;
         }
     }
+    {
+        let mut insert = tx.prepare_cached(&format!(
+            // OR REPLACE: a batch may name one content twice (two files, one content).
+            "INSERT OR REPLACE INTO {name} (id, length, data, mac, last_used)
+             VALUES (?1, ?2, ?3, ?4, ?5)"
+        ))?;
+        let kept_rows = rows.iter().zip(&footprints).enumerate().skip(first);
+        for (i, ((id, data, mac), footprint)) in kept_rows {
+            let tick = first_tick.saturating_add(i as i64);
+            let length = i64::try_from(*footprint).unwrap_or(i64::MAX);
+            insert.execute(params![id, length, data, mac, tick])?;
+        }
+    }
     tx.commit()?;
-    Ok((evicted, total))
+    Ok((evicted, kept.saturating_add(added)))
 }
 
 fn retain(conn: &mut Connection, table: Table, live: &[&str]) -> rusqlite::Result<()> {
@@ -1025,6 +1104,11 @@ mod tests {
         Cache::open(dir, REPO, limits, KEY).unwrap()
     }
 
+    /// What a row of `len` data bytes keyed `id` counts against its table's limit.
+    fn fp(id: &str, len: usize) -> u64 {
+        row_footprint(id.len(), len, 32)
+    }
+
     fn raw(cache: &Cache) -> Connection {
         Connection::open(cache.path()).unwrap()
     }
@@ -1053,8 +1137,8 @@ mod tests {
             assert_eq!(cache.get_kv("epoch").unwrap(), b"4");
             assert_eq!(cache.get_kv("missing"), None);
             let stats = cache.stats();
-            assert_eq!(stats.index_bytes, 11);
-            assert_eq!(stats.pack_bytes, 10);
+            assert_eq!(stats.index_bytes, fp("xn0_a", 11));
+            assert_eq!(stats.pack_bytes, fp("qabc", 10));
             assert_eq!(stats.hits, 2);
             assert_eq!(stats.misses, 2);
             assert_eq!(stats.errors, 0);
@@ -1221,9 +1305,11 @@ mod tests {
     #[test]
     fn lru_eviction_respects_limits() {
         let dir = tempfile::tempdir().unwrap();
+        // Room for two index rows of 100 bytes and six 50-byte packs.
+        let index_limit = fp("a", 100) * 5 / 2;
         let limits = CacheLimits {
-            metadata_bytes: 300,
-            index_bytes: 250,
+            metadata_bytes: 6 * fp("q0", 50),
+            index_bytes: index_limit,
             content_bytes: 0,
         };
         let cache = open(dir.path(), limits);
@@ -1232,14 +1318,15 @@ mod tests {
         // Touch "a": "b" is now least recently used.
         assert!(cache.get_index_blob("a").is_some());
         cache.put_index_blob("c", &[3; 100]);
-        assert!(cache.stats().index_bytes <= 250);
+        assert!(cache.stats().index_bytes <= index_limit);
         assert!(cache.get_index_blob("b").is_none());
         assert!(cache.get_index_blob("a").is_some());
         assert!(cache.get_index_blob("c").is_some());
         assert_eq!(cache.stats().evictions, 1);
 
         // Larger than the whole limit: not stored, nothing evicted.
-        cache.put_index_blob("huge", &[4; 251]);
+        cache.put_index_blob("huge", &[4; 500]);
+        assert!(fp("huge", 500) > index_limit);
         assert!(cache.get_index_blob("huge").is_none());
         assert!(cache.get_index_blob("a").is_some());
 
@@ -1247,26 +1334,29 @@ mod tests {
         for i in 0..6 {
             cache.put_metadata_pack(&format!("q{i}"), &[5; 50]);
         }
-        assert_eq!(cache.stats().pack_bytes, 300);
+        assert_eq!(cache.stats().pack_bytes, limits.metadata_bytes);
         cache.put_metadata_pack("qbig", &[6; 240]);
         let stats = cache.stats();
-        assert!(stats.pack_bytes <= 300, "{stats:?}");
+        assert!(stats.pack_bytes <= limits.metadata_bytes, "{stats:?}");
         assert!(cache.get_metadata_pack("qbig").is_some());
         assert!(cache.get_metadata_pack("q5").is_some());
         assert!(cache.get_metadata_pack("q0").is_none());
-        assert!(stats.index_bytes <= 250);
+        assert!(stats.index_bytes <= index_limit);
 
         // Replacing a row does not double-count it.
+        let before = cache.stats().pack_bytes;
         cache.put_metadata_pack("qbig", &[6; 240]);
         assert!(cache.get_metadata_pack("q5").is_some());
+        assert_eq!(cache.stats().pack_bytes, before);
     }
 
     #[test]
     fn recency_survives_reopen() {
         let dir = tempfile::tempdir().unwrap();
+        // Room for "new" and "newest", not for all three.
         let limits = CacheLimits {
             metadata_bytes: 1000,
-            index_bytes: 200,
+            index_bytes: fp("new", 100) + fp("newest", 100),
             content_bytes: 0,
         };
         {
@@ -1295,6 +1385,46 @@ mod tests {
         assert_eq!(cache.get_metadata_pack("xn0_a").unwrap(), b"untouched");
         cache.retain_index_blobs(&[]);
         assert_eq!(cache.stats().index_bytes, 0);
+    }
+
+    #[test]
+    fn the_file_and_its_log_stay_near_the_limits() {
+        let dir = tempfile::tempdir().unwrap();
+        let limits = CacheLimits {
+            metadata_bytes: 512 * 1024,
+            index_bytes: 64 * 1024,
+            content_bytes: 64 * 1024,
+        };
+        let cache = open(dir.path(), limits);
+        // Packs of 1 to 20 KiB, none a whole number of pages, then batches of small
+        // contents: overflow pages and per-row overhead count against the limits, and rows
+        // are evicted before the new ones need pages.
+        for i in 0..400usize {
+            let len = 1024 + (i * 7919) % (19 * 1024);
+            cache.put_metadata_pack(&format!("q{i:032x}"), &vec![i as u8; len]);
+            if i % 10 == 0 {
+                let batch: Vec<(String, Vec<u8>)> = (0..50)
+                    .map(|j| (format!("c{i}-{j:030}"), vec![j as u8; 40 + j]))
+                    .collect();
+                let refs: Vec<(String, &[u8])> = batch
+                    .iter()
+                    .map(|(id, d)| (id.clone(), d.as_slice()))
+                    .collect();
+                cache.put_contents(&refs);
+            }
+            let file = std::fs::metadata(cache.path()).unwrap().len();
+            // The schema's nine b-trees take a root page each, and a page or so of slack.
+            let schema = 12 * PAGE_BYTES;
+            assert!(file <= limits.total() + schema, "put {i}: file {file}");
+            let wal = std::fs::metadata(sibling(cache.path(), "-wal"))
+                .unwrap()
+                .len();
+            assert!(wal <= cache.wal_bytes, "put {i}: log {wal}");
+        }
+        let stats = cache.stats();
+        assert!(stats.pack_bytes <= limits.metadata_bytes, "{stats:?}");
+        assert!(stats.content_bytes <= limits.content_bytes, "{stats:?}");
+        assert!(stats.evictions > 0, "{stats:?}");
     }
 
     #[test]
@@ -1521,7 +1651,7 @@ mod tests {
         ]);
         assert_eq!(on.get_content("c1").unwrap(), b"one");
         assert_eq!(on.get_content("c2").unwrap(), b"two!");
-        assert_eq!(on.stats().content_bytes, 7);
+        assert_eq!(on.stats().content_bytes, fp("c1", 3) + fp("c2", 4));
         // The contents table is its own: an index blob of the same name is another row.
         assert_eq!(on.get_index_blob("c1"), None);
 
@@ -1543,8 +1673,9 @@ mod tests {
             content_bytes: 10_000,
         };
         let cache = open(dir.path(), limits);
-        // 500 puts of 100 bytes into a 10 000-byte table: the running estimate triggers
-        // eviction; the table never holds more than the limit.
+        // 500 puts of 100 bytes (about 200 with key, MAC and overhead) into a 10 000-byte
+        // table: the running estimate triggers eviction; the table never holds more than
+        // the limit.
         for i in 0..500 {
             let id = format!("c{i}");
             cache.put_contents(&[(id, [i as u8; 100].as_slice())]);
@@ -1578,7 +1709,7 @@ mod tests {
         }
         // Each handle sums the table at least every RECOUNT_EVERY puts, so what the other
         // added is seen: at most one recount interval of the other's puts above the limit.
-        let slack = u64::from(RECOUNT_EVERY) * 100;
+        let slack = u64::from(RECOUNT_EVERY) * fp("a100", 100);
         let held = a.stats().content_bytes;
         assert!(held <= 20_000 + slack, "{held}");
     }

@@ -11,16 +11,21 @@ use arkiv_tests::mover::{Scene, run_mover, small_tree, with};
 
 /// Bytes of regular files under `dir`.
 fn du(dir: &Path) -> u64 {
-    let mut total = 0;
+    files(dir).iter().map(|(_, len)| len).sum()
+}
+
+/// Every regular file under `dir` with its length (named in a failed size assertion).
+fn files(dir: &Path) -> Vec<(std::path::PathBuf, u64)> {
+    let mut out = Vec::new();
     for e in std::fs::read_dir(dir).unwrap().flatten() {
         let m = e.metadata().unwrap();
         if m.is_dir() {
-            total += du(&e.path());
+            out.extend(files(&e.path()));
         } else {
-            total += m.len();
+            out.push((e.path(), m.len()));
         }
     }
-    total
+    out
 }
 
 fn storage(run: &arkiv_tests::mover::MoverRun) -> &serde_json::Value {
@@ -169,7 +174,11 @@ fn cache_stays_within_a_tiny_capacity_over_many_runs() {
         r.expect_code(0);
         hits += storage(&r)["cacheHits"].as_u64().unwrap();
         let used = du(&s.cache);
-        assert!(used <= CAPACITY, "run {run}: cache uses {used} bytes");
+        assert!(
+            used <= CAPACITY,
+            "run {run}: cache uses {used} bytes: {:?}",
+            files(&s.cache)
+        );
     }
     assert!(hits > 0, "the cache was never used");
     // Restores also keep data contents (VolSync's automatic 20 % of the capacity): still
@@ -185,7 +194,11 @@ fn cache_stays_within_a_tiny_capacity_over_many_runs() {
         );
         r.expect_code(0);
         let used = du(&s.cache);
-        assert!(used <= CAPACITY, "restore: cache uses {used} bytes");
+        assert!(
+            used <= CAPACITY,
+            "restore: cache uses {used} bytes: {:?}",
+            files(&s.cache)
+        );
     }
     // What the runs read would not have fit: eviction kept the cache inside the limit.
     let metadata: u64 = arkiv_tests::blob_files(&s.repo, "q")
