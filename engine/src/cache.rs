@@ -505,6 +505,12 @@ impl Cache {
         self.get_blob(Table::IndexBlobs, blob_id)
     }
 
+    /// [`Cache::get_index_blob`] of each of `blob_ids`, in one read and one write
+    /// transaction.
+    pub fn get_index_blobs(&self, blob_ids: &[&str]) -> Vec<Option<Vec<u8>>> {
+        self.get_blobs(Table::IndexBlobs, blob_ids)
+    }
+
     /// Stores the decrypted bytes of an index blob (skipped if larger than the limit).
     pub fn put_index_blob(&self, blob_id: &str, data: &[u8]) {
         self.put_blob(Table::IndexBlobs, blob_id, data, self.limits.index_bytes);
@@ -544,6 +550,15 @@ impl Cache {
             return None;
         }
         self.get_blob(Table::Contents, content_id)
+    }
+
+    /// [`Cache::get_content`] of each of `content_ids`, in one read and one write
+    /// transaction.
+    pub fn get_contents(&self, content_ids: &[&str]) -> Vec<Option<Vec<u8>>> {
+        if !self.caches_contents() {
+            return vec![None; content_ids.len()];
+        }
+        self.get_blobs(Table::Contents, content_ids)
     }
 
     /// Stores raw payloads of data contents in one transaction (each skipped if larger than
@@ -661,42 +676,53 @@ impl Cache {
     }
 
     fn get_blob(&self, table: Table, blob_id: &str) -> Option<Vec<u8>> {
+        self.get_blobs(table, &[blob_id]).pop().flatten()
+    }
+
+    /// Looks up `ids` in one read transaction, then marks the hits used and drops the rows
+    /// that fail their MAC in one write transaction (one commit per batch, not per row: a
+    /// warm run looks up every index blob of the repository).
+    fn get_blobs(&self, table: Table, ids: &[&str]) -> Vec<Option<Vec<u8>>> {
+        let name = table.name();
         let mut inner = self.lock();
-        let row = inner
-            .conn
-            .query_row(
-                &format!("SELECT data, mac FROM {} WHERE id = ?1", table.name()),
-                params![blob_id],
-                |row| Ok((row.get::<_, Vec<u8>>(0)?, row.get::<_, Vec<u8>>(1)?)),
-            )
-            .optional();
-        let Some((data, mac)) = inner.note("get", row).flatten() else {
-            inner.stats.misses += 1;
-            return None;
+        let rows = read_rows(&mut inner.conn, table, ids);
+        let Some(rows) = inner.note("get", rows) else {
+            inner.stats.misses += ids.len() as u64;
+            return vec![None; ids.len()];
         };
-        if !self.verify(table.name(), blob_id, &data, &mac) {
-            inner.stats.integrity_failures += 1;
-            inner.stats.misses += 1;
-            tracing::debug!(
-                table = table.name(),
-                blob_id,
-                "local cache row failed integrity check; dropped"
-            );
-            let deleted = inner.conn.execute(
-                &format!("DELETE FROM {} WHERE id = ?1", table.name()),
-                params![blob_id],
-            );
-            inner.note("delete", deleted);
-            return None;
+        let mut out = Vec::with_capacity(ids.len());
+        let mut touched = Vec::new();
+        let mut damaged = Vec::new();
+        for (id, row) in ids.iter().zip(rows) {
+            match row {
+                Some((data, mac)) if self.verify(name, id, &data, &mac) => {
+                    inner.stats.hits += 1;
+                    let tick = inner.next_tick();
+                    touched.push((*id, tick));
+                    out.push(Some(data));
+                }
+                Some(_) => {
+                    inner.stats.integrity_failures += 1;
+                    inner.stats.misses += 1;
+                    tracing::debug!(
+                        table = name,
+                        blob_id = id,
+                        "local cache row failed integrity check; dropped"
+                    );
+                    damaged.push(*id);
+                    out.push(None);
+                }
+                None => {
+                    inner.stats.misses += 1;
+                    out.push(None);
+                }
+            }
         }
-        inner.stats.hits += 1;
-        let tick = inner.next_tick();
-        let touched = inner.conn.execute(
-            &format!("UPDATE {} SET last_used = ?1 WHERE id = ?2", table.name()),
-            params![tick, blob_id],
-        );
-        inner.note("touch", touched);
-        Some(data)
+        if !touched.is_empty() || !damaged.is_empty() {
+            let result = touch_and_drop(&mut inner.conn, table, &touched, &damaged);
+            inner.note("touch", result);
+        }
+        out
     }
 
     fn put_blob(&self, table: Table, blob_id: &str, data: &[u8], limit: u64) {
@@ -974,6 +1000,55 @@ fn max_last_used(conn: &Connection) -> rusqlite::Result<i64> {
         [],
         |row| row.get(0),
     )
+}
+
+/// `(data, mac)` of each of `ids` (`None`: not stored), read in one transaction.
+#[allow(clippy::type_complexity)]
+fn read_rows(
+    conn: &mut Connection,
+    table: Table,
+    ids: &[&str],
+) -> rusqlite::Result<Vec<Option<(Vec<u8>, Vec<u8>)>>> {
+    let tx = conn.transaction()?;
+    let rows = {
+        let mut select = tx.prepare_cached(&format!(
+            "SELECT data, mac FROM {} WHERE id = ?1",
+            table.name()
+        ))?;
+        ids.iter()
+            .map(|id| {
+                select
+                    .query_row(params![id], |row| Ok((row.get(0)?, row.get(1)?)))
+                    .optional()
+            })
+            .collect::<rusqlite::Result<Vec<_>>>()?
+    };
+    tx.commit()?;
+    Ok(rows)
+}
+
+/// Sets `last_used` of the `touched` rows and deletes the `damaged` ones, in one
+/// transaction.
+fn touch_and_drop(
+    conn: &mut Connection,
+    table: Table,
+    touched: &[(&str, i64)],
+    damaged: &[&str],
+) -> rusqlite::Result<()> {
+    let name = table.name();
+    let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+    {
+        let mut touch =
+            tx.prepare_cached(&format!("UPDATE {name} SET last_used = ?1 WHERE id = ?2"))?;
+        for (id, tick) in touched {
+            touch.execute(params![tick, id])?;
+        }
+        let mut drop = tx.prepare_cached(&format!("DELETE FROM {name} WHERE id = ?1"))?;
+        for id in damaged {
+            drop.execute(params![id])?;
+        }
+    }
+    tx.commit()
 }
 
 fn table_bytes(conn: &Connection, table: Table) -> rusqlite::Result<u64> {
@@ -1385,6 +1460,45 @@ mod tests {
         assert_eq!(cache.get_metadata_pack("xn0_a").unwrap(), b"untouched");
         cache.retain_index_blobs(&[]);
         assert_eq!(cache.stats().index_bytes, 0);
+    }
+
+    #[test]
+    fn batch_lookups_count_touch_and_drop_like_single_ones() {
+        let dir = tempfile::tempdir().unwrap();
+        let limits = CacheLimits {
+            metadata_bytes: 1000,
+            index_bytes: 3 * fp("xa", 100),
+            content_bytes: 0,
+        };
+        let cache = open(dir.path(), limits);
+        for id in ["xa", "xb", "xc"] {
+            cache.put_index_blob(id, &[7; 100]);
+        }
+        raw(&cache)
+            .execute_batch("UPDATE index_blobs SET data = X'00' WHERE id = 'xb';")
+            .unwrap();
+        // "xa" and "xc" hit, "xb" fails its MAC (dropped), "xz" is not stored.
+        let got = cache.get_index_blobs(&["xc", "xb", "xz", "xa"]);
+        let hits: Vec<bool> = got.iter().map(Option::is_some).collect();
+        assert_eq!(hits, [true, false, false, true]);
+        assert_eq!(got[0].as_deref(), Some([7u8; 100].as_slice()));
+        let stats = cache.stats();
+        assert_eq!(
+            (stats.hits, stats.misses, stats.integrity_failures),
+            (2, 2, 1)
+        );
+        let left: i64 = raw(&cache)
+            .query_row("SELECT count(*) FROM index_blobs", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(left, 2);
+        // Both hits were marked used in lookup order: "xc" is now older than "xa", so the
+        // second new row (the table is full after the first) evicts "xc", not "xa".
+        cache.put_index_blob("xd", &[1; 100]);
+        cache.put_index_blob("xe", &[1; 100]);
+        assert!(cache.get_index_blob("xd").is_some());
+        assert!(cache.get_index_blob("xc").is_none());
+        assert!(cache.get_index_blob("xa").is_some());
+        assert!(cache.get_index_blobs(&[]).is_empty());
     }
 
     #[test]

@@ -187,12 +187,16 @@ impl IndexSet {
             }
             (v0::active_index_blobs(&n, &logs), None)
         };
-        if let Some(c) = cache {
-            let ids: Vec<&str> = live.iter().map(BlobId::as_str).collect();
-            c.retain_index_blobs(&ids);
-        }
-        let indexes = futures::stream::iter(live)
-            .map(|id| load_index_blob(storage, cipher, id, cache))
+        let cached = match cache {
+            Some(c) => {
+                let ids: Vec<&str> = live.iter().map(BlobId::as_str).collect();
+                c.retain_index_blobs(&ids);
+                c.get_index_blobs(&ids)
+            }
+            None => vec![None; live.len()],
+        };
+        let indexes = futures::stream::iter(live.into_iter().zip(cached))
+            .map(|(id, plain)| load_index_blob(storage, cipher, id, plain, cache))
             .buffered(INDEX_LOAD_PARALLELISM)
             .try_collect::<Vec<_>>()
             .await?;
@@ -288,16 +292,17 @@ impl IndexSet {
     }
 }
 
-/// Loads one index blob: from the local cache when it holds a copy that parses (index blobs
-/// are immutable by name; the caller only asks for blobs the storage still lists), else from
-/// storage (decrypt, parse, then remember it).
+/// Loads one index blob: from `cached` (its bytes the local cache held) when that parses
+/// (index blobs are immutable by name; the caller only asks for blobs the storage still
+/// lists), else from storage (decrypt, parse, then remember it in `cache`).
 pub(crate) async fn load_index_blob(
     storage: &dyn BlobStorage,
     cipher: &ContentCipher,
     id: BlobId,
+    cached: Option<Vec<u8>>,
     cache: Option<&Cache>,
 ) -> Result<LoadedIndex> {
-    if let Some(plain) = cache.and_then(|c| c.get_index_blob(id.as_str())) {
+    if let Some(plain) = cached {
         if let Ok(reader) = IndexReader::parse(plain) {
             return Ok(LoadedIndex::new(id, reader));
         }
@@ -462,11 +467,15 @@ impl ContentReader {
             })
             .collect();
         tokio::task::spawn_blocking(move || {
+            // One lookup batch for the data contents; metadata contents stay misses.
+            let keys: Vec<&str> = wanted.iter().filter_map(|(k, _)| k.as_deref()).collect();
+            let mut found = cache.get_contents(&keys).into_iter();
             wanted
-                .into_iter()
+                .iter()
                 .map(|(key, len)| {
-                    key.and_then(|k| cache.get_content(&k))
-                        .filter(|p| p.len() as u64 == u64::from(len))
+                    key.as_ref()
+                        .and_then(|_| found.next().flatten())
+                        .filter(|p| p.len() as u64 == u64::from(*len))
                 })
                 .collect()
         })

@@ -180,7 +180,7 @@ pub async fn merge_index_blobs(repo: &Repository, blobs: &[BlobId]) -> Result<Ve
         .map(|id| {
             let storage = storage.clone();
             let cipher = cipher.clone();
-            async move { load_index_blob(storage.as_ref(), &cipher, id, None).await }
+            async move { load_index_blob(storage.as_ref(), &cipher, id, None, None).await }
         })
         .buffered(4)
         .try_collect::<Vec<_>>()
