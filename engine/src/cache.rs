@@ -93,14 +93,25 @@ const PAGE_BYTES: u64 = 4096;
 /// primary-key and LRU indexes (which hold the ID a second time, counted apart).
 const ROW_OVERHEAD: u64 = 64;
 
+/// Length of a row's MAC (HMAC-SHA256).
+const MAC_BYTES: u64 = 32;
+
+/// A row about to be stored, with what it counts against its table's limit.
+struct NewRow<'a> {
+    id: &'a str,
+    data: &'a [u8],
+    mac: Vec<u8>,
+    footprint: u64,
+}
+
 /// Bytes one row of `data_len` bytes keyed `id_len` takes in the database file, the unit of
 /// the `length` column and of [`CacheLimits`]: a row too large for a page spills into whole
 /// overflow pages, so a limit on data bytes alone let the file grow a quarter past it.
-fn row_footprint(id_len: usize, data_len: usize, mac_len: usize) -> u64 {
+fn row_footprint(id_len: usize, data_len: usize) -> u64 {
     let id = id_len as u64;
     let record = (data_len as u64)
         .saturating_add(id)
-        .saturating_add(mac_len as u64)
+        .saturating_add(MAC_BYTES)
         .saturating_add(ROW_OVERHEAD);
     let stored = if record > PAGE_BYTES / 4 {
         record.div_ceil(PAGE_BYTES - 4).saturating_mul(PAGE_BYTES)
@@ -730,10 +741,16 @@ impl Cache {
     }
 
     fn put_blobs(&self, table: Table, items: &[(String, &[u8])], limit: u64) {
-        let rows: Vec<(&str, &[u8], Vec<u8>)> = items
+        let rows: Vec<NewRow<'_>> = items
             .iter()
-            .map(|(id, data)| (id.as_str(), *data, self.mac(table.name(), id, data)))
-            .filter(|(id, data, mac)| row_footprint(id.len(), data.len(), mac.len()) <= limit)
+            .map(|(id, data)| (id, data, row_footprint(id.len(), data.len())))
+            .filter(|(_, _, footprint)| *footprint <= limit)
+            .map(|(id, data, footprint)| NewRow {
+                id,
+                data,
+                mac: self.mac(table.name(), id, data),
+                footprint,
+            })
             .collect();
         if rows.is_empty() {
             return;
@@ -1070,22 +1087,18 @@ fn table_bytes(conn: &Connection, table: Table) -> rusqlite::Result<u64> {
 fn insert_and_evict(
     conn: &mut Connection,
     table: Table,
-    rows: &[(&str, &[u8], Vec<u8>)],
+    rows: &[NewRow<'_>],
     first_tick: i64,
     limit: u64,
     estimate: Option<u64>,
 ) -> rusqlite::Result<(u64, u64)> {
     let name = table.name();
-    let footprints: Vec<u64> = rows
-        .iter()
-        .map(|(id, data, mac)| row_footprint(id.len(), data.len(), mac.len()))
-        .collect();
     // A batch larger than the limit keeps its newest (last) rows that fit together.
     let mut added = 0u64;
     let mut first = rows.len();
-    while first > 0 && added.saturating_add(footprints[first - 1]) <= limit {
+    while first > 0 && added.saturating_add(rows[first - 1].footprint) <= limit {
         first -= 1;
-        added += footprints[first];
+        added += rows[first].footprint;
     }
     let room = limit - added;
     let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
@@ -1098,9 +1111,9 @@ fn insert_and_evict(
         let mut replace = tx.prepare_cached(&format!(
             "DELETE FROM {name} WHERE id = ?1 RETURNING length"
         ))?;
-        for (id, _, _) in rows.iter().skip(first) {
+        for row in &rows[first..] {
             let old: Option<i64> = replace
-                .query_row(params![id], |row| row.get(0))
+                .query_row(params![row.id], |r| r.get(0))
                 .optional()?;
             if let Some(old) = old {
                 kept = kept.saturating_sub(u64::try_from(old).unwrap_or(0));
@@ -1137,11 +1150,10 @@ fn insert_and_evict(
             "INSERT OR REPLACE INTO {name} (id, length, data, mac, last_used)
              VALUES (?1, ?2, ?3, ?4, ?5)"
         ))?;
-        let kept_rows = rows.iter().zip(&footprints).enumerate().skip(first);
-        for (i, ((id, data, mac), footprint)) in kept_rows {
+        for (i, row) in rows.iter().enumerate().skip(first) {
             let tick = first_tick.saturating_add(i as i64);
-            let length = i64::try_from(*footprint).unwrap_or(i64::MAX);
-            insert.execute(params![id, length, data, mac, tick])?;
+            let length = i64::try_from(row.footprint).unwrap_or(i64::MAX);
+            insert.execute(params![row.id, length, row.data, row.mac, tick])?;
         }
     }
     tx.commit()?;
@@ -1181,7 +1193,7 @@ mod tests {
 
     /// What a row of `len` data bytes keyed `id` counts against its table's limit.
     fn fp(id: &str, len: usize) -> u64 {
-        row_footprint(id.len(), len, 32)
+        row_footprint(id.len(), len)
     }
 
     fn raw(cache: &Cache) -> Connection {
